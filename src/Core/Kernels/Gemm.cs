@@ -1,0 +1,361 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace DeepSeq.Core.Kernels;
+
+/// <summary>
+/// Single-precision matrix multiply, row-major: <c>C = alpha · op(A) · op(B) + beta · C</c>, where
+/// <c>op(X)</c> is <c>X</c> or <c>Xᵀ</c>. op(A) is m×k, op(B) is k×n, C is m×n.
+/// </summary>
+/// <remarks>
+/// The fast path follows the Goto/BLIS structure: op(B) is packed once into column panels of <see cref="NR"/>
+/// (one <see cref="PackedMatrix"/>, reusable across calls — the recurrent weights are packed once per sequence),
+/// op(A) is packed per (KC × MC) block into row panels of <see cref="MR"/>, and a register-blocked
+/// MR × NR FMA micro-kernel on <see cref="Vector256{T}"/> accumulates into C. Work is split over threads by
+/// column panels (or row blocks when there are few panels); every element of C is computed by one thread
+/// with one fixed summation order, so results do not depend on the thread count.
+/// </remarks>
+public static unsafe class Gemm
+{
+    /// <summary>Rows of the micro-kernel tile.</summary>
+    public const int MR = 6;
+    /// <summary>Columns of the micro-kernel tile (two <see cref="Vector512{T}"/> or four <see cref="Vector256{T}"/> of floats).</summary>
+    public const int NR = 32;
+    internal const int KC = 256; // a KC × NR panel of B (32 KB) stays in L1
+    internal const int MC = 96;  // an MC × KC block of A (96 KB) stays in L2
+
+    // Below this many multiply-adds, threading costs more than it saves.
+    const long ParallelThreshold = 1 << 17;
+
+    /// <summary>Maximum number of threads one multiply uses; defaults to the processor count.</summary>
+    public static int MaxThreads { get; set; } = Environment.ProcessorCount;
+
+    static bool Fast => Vector256.IsHardwareAccelerated;
+
+    /// <summary>C = alpha · op(A) · op(B) + beta · C on spans (see the class remarks for the shapes).</summary>
+    public static void Multiply(bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        CheckOperand(transA, m, k, a.Length, lda, "A");
+        CheckOperand(transB, k, n, b.Length, ldb, "B");
+        CheckOperand(false, m, n, c.Length, ldc, "C");
+        if (m == 0 || n == 0) return;
+        if (!Fast || k == 0)
+        {
+            GemmReference.Multiply(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        using var packed = PackedMatrix.Rent(k, n);
+        packed.Pack(transB, b, ldb);
+        Multiply(transA, m, alpha, a, lda, packed, beta, c, ldc);
+    }
+
+    /// <summary>C = alpha · op(A) · B + beta · C where B was packed beforehand (k × n).</summary>
+    public static void Multiply(bool transA, int m, float alpha, ReadOnlySpan<float> a, int lda,
+        PackedMatrix b, float beta, Span<float> c, int ldc)
+    {
+        int n = b.Columns, k = b.Rows;
+        CheckOperand(transA, m, k, a.Length, lda, "A");
+        CheckOperand(false, m, n, c.Length, ldc, "C");
+        if (m == 0 || n == 0) return;
+        fixed (float* pa = a)
+        fixed (float* pc = c)
+        {
+            ScaleC(m, n, beta, pc, ldc);
+            if (k == 0 || alpha == 0f) return;
+            if (!Fast)
+            {
+                GemmReference.MultiplyPacked(transA, m, alpha, pa, lda, b, pc, ldc);
+                return;
+            }
+            int panels = b.Panels;
+            long work = (long)m * n * k;
+            int parts = work < ParallelThreshold ? 1 : Math.Max(1, MaxThreads);
+            if (parts == 1)
+            {
+                Compute(transA, alpha, 0, m, 0, panels, k, pa, lda, b, pc, ldc);
+                return;
+            }
+            nint ia = (nint)pa, ic = (nint)pc;
+            bool byPanels = panels >= 2 * parts || panels >= m / MR;
+            int units = byPanels ? panels : (m + MR - 1) / MR;
+            parts = Math.Min(parts, units);
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+            {
+                int u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
+                if (byPanels) Compute(transA, alpha, 0, m, u0, u1, k, (float*)ia, lda, b, (float*)ic, ldc);
+                else Compute(transA, alpha, u0 * MR, Math.Min(m, u1 * MR), 0, panels, k, (float*)ia, lda, b, (float*)ic, ldc);
+            });
+        }
+    }
+
+    static void CheckOperand(bool trans, int rows, int cols, int length, int ld, string name)
+    {
+        if (rows < 0 || cols < 0) throw new ArgumentOutOfRangeException(name, $"Dimensions of {name} must be non-negative, got {rows}×{cols}.");
+        int storedRows = trans ? cols : rows, storedCols = trans ? rows : cols;
+        if (storedRows == 0 || storedCols == 0) return;
+        if (ld < storedCols) throw new ArgumentOutOfRangeException(name, $"Leading dimension of {name} ({ld}) is smaller than its row length ({storedCols}).");
+        if ((long)(storedRows - 1) * ld + storedCols > length)
+            throw new ArgumentException($"{name} holds {length} values; {storedRows}×{storedCols} with leading dimension {ld} needs {(long)(storedRows - 1) * ld + storedCols}.", name);
+    }
+
+    static void ScaleC(int m, int n, float beta, float* c, int ldc)
+    {
+        if (beta == 1f) return;
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + (long)i * ldc, n);
+            if (beta == 0f) row.Clear(); // also clears NaN garbage, as BLAS does for beta = 0
+            else System.Numerics.Tensors.TensorPrimitives.Multiply(row, beta, row);
+        }
+    }
+
+    // Rows [m0, m1) of C, column panels [j0, j1) of packed B.
+    static void Compute(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
+        float* a, int lda, PackedMatrix b, float* c, int ldc)
+    {
+        float* packA = ThreadBuffers.A;
+        {
+            float* tile = stackalloc float[MR * NR];
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                for (int ic = m0; ic < m1; ic += MC)
+                {
+                    int mc = Math.Min(MC, m1 - ic);
+                    PackA(transA, alpha, a, lda, ic, mc, pc, kc, packA);
+                    for (int jp = j0; jp < j1; jp++)
+                    {
+                        float* pb = b.Panel(pc, kc, jp);
+                        int jc = jp * NR, nr = Math.Min(NR, b.Columns - jc);
+                        for (int ir = 0; ir < mc; ir += MR)
+                        {
+                            int mr = Math.Min(MR, mc - ir);
+                            float* cij = c + (long)(ic + ir) * ldc + jc;
+                            if (mr == MR && nr == NR)
+                                Kernel(kc, packA + ir * kc, pb, cij, ldc);
+                            else
+                            {
+                                // Edge tile: compute the full tile on zero-padded panels, add only the valid part.
+                                new Span<float>(tile, MR * NR).Clear();
+                                Kernel(kc, packA + ir * kc, pb, tile, NR);
+                                for (int i = 0; i < mr; i++)
+                                    for (int j = 0; j < nr; j++) cij[(long)i * ldc + j] += tile[i * NR + j];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Packs rows [i0, i0+mc) and depth [p0, p0+kc) of op(A) into MR-row panels: panel r holds, for each p,
+    // the MR values alpha · op(A)[i0 + r·MR + 0..MR-1, p0 + p]; rows past mc are zero.
+    static void PackA(bool transA, float alpha, float* a, int lda, int i0, int mc, int p0, int kc, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int mr = Math.Min(MR, mc - ir);
+            float* panel = dst + ir * kc;
+            for (int p = 0; p < kc; p++)
+            {
+                float* d = panel + p * MR;
+                int r = 0;
+                if (transA)
+                {
+                    float* src = a + (long)(p0 + p) * lda + i0 + ir;
+                    for (; r < mr; r++) d[r] = alpha * src[r];
+                }
+                else
+                {
+                    float* src = a + (long)(i0 + ir) * lda + p0 + p;
+                    for (; r < mr; r++) d[r] = alpha * src[(long)r * lda];
+                }
+                for (; r < MR; r++) d[r] = 0f;
+            }
+        }
+    }
+
+    /// <summary>The MR × NR micro-kernel: C[0..6, 0..32] += Apanel · Bpanel over kc steps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Kernel(int kc, float* a, float* b, float* c, int ldc)
+    {
+        // Widths tried 512 → 256: with 256-bit vectors the tile is done as two 6 × 16 halves, which keeps
+        // the 12 accumulators within the 16 registers of AVX2.
+        if (Vector512.IsHardwareAccelerated) Kernel6x32(kc, a, b, c, ldc);
+        else { Kernel6x16(kc, a, b, c, ldc); Kernel6x16(kc, a, b + 16, c + 16, ldc); }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel6x32(int kc, float* a, float* b, float* c, int ldc)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                         c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            a += MR; b += NR;
+        }
+        AddRow(c, c00, c01); AddRow(c + ldc, c10, c11); AddRow(c + 2L * ldc, c20, c21);
+        AddRow(c + 3L * ldc, c30, c31); AddRow(c + 4L * ldc, c40, c41); AddRow(c + 5L * ldc, c50, c51);
+    }
+
+    // Columns 0..16 of a 32-wide panel (call with b + 16, c + 16 for the other half).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                         c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var x = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            x = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(x, b0, c40); c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
+            x = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(x, b0, c50); c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
+            a += MR; b += NR;
+        }
+        AddRow(c, c00, c01); AddRow(c + ldc, c10, c11); AddRow(c + 2L * ldc, c20, c21);
+        AddRow(c + 3L * ldc, c30, c31); AddRow(c + 4L * ldc, c40, c41); AddRow(c + 5L * ldc, c50, c51);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void AddRow(float* c, Vector512<float> lo, Vector512<float> hi)
+    {
+        (Vector512.Load(c) + lo).Store(c);
+        (Vector512.Load(c + 16) + hi).Store(c + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void AddRow(float* c, Vector256<float> lo, Vector256<float> hi)
+    {
+        (Vector256.Load(c) + lo).Store(c);
+        (Vector256.Load(c + 8) + hi).Store(c + 8);
+    }
+
+    static class ThreadBuffers
+    {
+        [ThreadStatic] static float[]? a;
+        // Pinned (on the pinned object heap) so that the panel keeps its address while a kernel runs.
+        public static float* A => Pinned.Address(a ??= Pinned.Allocate(MC * KC));
+    }
+}
+
+/// <summary>
+/// The right-hand operand of <see cref="Gemm"/> packed into NR-column panels per KC-deep block, zero-padded.
+/// Pack it once and reuse it while the matrix does not change (e.g. a recurrent weight over all time steps).
+/// </summary>
+public sealed unsafe class PackedMatrix : IDisposable
+{
+    float[] _buffer = [];
+    bool _rented;
+
+    /// <summary>Rows (k) of the packed matrix op(B).</summary>
+    public int Rows { get; private set; }
+    /// <summary>Columns (n) of the packed matrix op(B).</summary>
+    public int Columns { get; private set; }
+    internal int Panels => (Columns + Gemm.NR - 1) / Gemm.NR;
+
+    /// <summary>Creates storage for a k × n matrix; fill it with <see cref="Pack"/>.</summary>
+    public PackedMatrix(int rows, int columns)
+    {
+        Resize(rows, columns);
+    }
+
+    [ThreadStatic] static PackedMatrix? s_spare;
+
+    // One spare per thread for the span overload of Gemm.Multiply: no allocation in steady state.
+    internal static PackedMatrix Rent(int rows, int columns)
+    {
+        var m = s_spare ?? new PackedMatrix(rows, columns);
+        s_spare = null;
+        m.Resize(rows, columns);
+        m._rented = true;
+        return m;
+    }
+
+    void Resize(int rows, int columns)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(columns);
+        Rows = rows; Columns = columns;
+        long need = (long)Panels * Gemm.NR * rows;
+        if (need > _buffer.Length) _buffer = Pinned.Allocate(checked((int)need));
+    }
+
+    /// <summary>Packs op(B), where B is row-major with leading dimension <paramref name="ldb"/>.</summary>
+    public void Pack(bool transB, ReadOnlySpan<float> b, int ldb)
+    {
+        int k = Rows, n = Columns, panels = Panels;
+        if (k == 0 || n == 0) return;
+        int storedCols = transB ? k : n, storedRows = transB ? n : k;
+        if (ldb < storedCols || (long)(storedRows - 1) * ldb + storedCols > b.Length)
+            throw new ArgumentException($"B ({b.Length} values, leading dimension {ldb}) is too small for {k}×{n}.", nameof(b));
+        fixed (float* pb = b)
+        {
+            for (int pc = 0; pc < k; pc += Gemm.KC)
+            {
+                int kc = Math.Min(Gemm.KC, k - pc);
+                for (int jp = 0; jp < panels; jp++)
+                {
+                    float* dst = Panel(pc, kc, jp);
+                    int j0 = jp * Gemm.NR, nr = Math.Min(Gemm.NR, n - j0);
+                    if (!transB)
+                    {
+                        for (int p = 0; p < kc; p++)
+                        {
+                            float* src = pb + (long)(pc + p) * ldb + j0;
+                            float* d = dst + p * Gemm.NR;
+                            int j = 0;
+                            for (; j < nr; j++) d[j] = src[j];
+                            for (; j < Gemm.NR; j++) d[j] = 0f;
+                        }
+                    }
+                    else
+                    {
+                        // op(B)[p, j] = B[j, p]: read each stored row contiguously.
+                        for (int j = 0; j < Gemm.NR; j++)
+                        {
+                            if (j < nr)
+                            {
+                                float* src = pb + (long)(j0 + j) * ldb + pc;
+                                for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = src[p];
+                            }
+                            else for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = 0f;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Block at depth pc (kc deep) holds all panels back to back; earlier blocks are KC deep each.
+    internal float* Panel(int pc, int kc, int jp) => Pinned.Address(_buffer) + (long)pc * Panels * Gemm.NR + (long)jp * kc * Gemm.NR;
+
+    /// <summary>Value of op(B)[p, j] (for tests and the reference path).</summary>
+    internal float this[int p, int j]
+    {
+        get
+        {
+            int pc = p / Gemm.KC * Gemm.KC, kc = Math.Min(Gemm.KC, Rows - pc);
+            return Panel(pc, kc, j / Gemm.NR)[(p - pc) * Gemm.NR + j % Gemm.NR];
+        }
+    }
+
+    /// <summary>Returns a rented matrix to its thread's spare slot; otherwise releases the buffer.</summary>
+    public void Dispose()
+    {
+        if (_rented) { _rented = false; s_spare = this; return; }
+        _buffer = [];
+    }
+}

@@ -1,0 +1,112 @@
+using DeepSeq.Core.Kernels;
+
+namespace DeepSeq.Core.Layers.Recurrent;
+
+/// <summary>
+/// One recurrent cell: its parameters and the equations of one time step, forward and backward.
+/// <see cref="RecurrentLayer"/> runs it over a sequence; the work common to all cells (the input projection of
+/// all time steps in one GEMM, the weight gradients in one GEMM each) lives there.
+/// </summary>
+/// <remarks>
+/// Weights follow PyTorch's layout and gate order, so they convert one to one: <c>weight_ih</c> (G·H, I),
+/// <c>weight_hh</c> (G·H, H), <c>bias_ih</c> and <c>bias_hh</c> (G·H), where G is <see cref="GateCount"/>.
+/// Shape key in every cell file: B batch rows active at a step, I input, H hidden, G gates.
+/// </remarks>
+public abstract class RecurrentCell : IHasParameters
+{
+    private protected RecurrentCell(int inputSize, int hiddenSize, int gateCount, string suffix)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(inputSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
+        InputSize = inputSize; HiddenSize = hiddenSize; GateCount = gateCount;
+        WeightIh = new Parameter("weight_ih" + suffix, gateCount * hiddenSize, inputSize);
+        WeightHh = new Parameter("weight_hh" + suffix, gateCount * hiddenSize, hiddenSize);
+        BiasIh = new Parameter("bias_ih" + suffix, gateCount * hiddenSize);
+        BiasHh = new Parameter("bias_hh" + suffix, gateCount * hiddenSize);
+        RecurrentT = new PackedMatrix(hiddenSize, gateCount * hiddenSize);
+        Recurrent = new PackedMatrix(gateCount * hiddenSize, hiddenSize);
+    }
+
+    /// <summary>Input features per step (I).</summary>
+    public int InputSize { get; }
+    /// <summary>Hidden units (H).</summary>
+    public int HiddenSize { get; }
+    /// <summary>Gate blocks in the weight matrices (G): 1 for RNN, 3 for GRU, 4 for LSTM (3 when coupled).</summary>
+    public int GateCount { get; }
+    /// <summary>W_ih, (G·H, I).</summary>
+    public Parameter WeightIh { get; }
+    /// <summary>W_hh, (G·H, H).</summary>
+    public Parameter WeightHh { get; }
+    /// <summary>b_ih, (G·H).</summary>
+    public Parameter BiasIh { get; }
+    /// <summary>b_hh, (G·H).</summary>
+    public Parameter BiasHh { get; }
+
+    /// <inheritdoc/>
+    public virtual IReadOnlyList<Parameter> Parameters => [WeightIh, WeightHh, BiasIh, BiasHh];
+
+    /// <summary>True for LSTMs: the cell carries a cell state c beside h.</summary>
+    public virtual bool HasCellState => false;
+
+    /// <summary>Gate blocks that a forget-gate bias applies to (LSTM's f); empty for other cells.</summary>
+    public virtual int ForgetGateIndex => -1;
+
+    // Values per row and step that forward keeps for backward besides gates, h and c.
+    internal virtual int CacheWidth => 0;
+    // True when b_hh can be added together with b_ih to the input projection (false when a gate multiplies it).
+    internal virtual bool RecurrentBiasInProjection => true;
+    // True when the gradients of the input-side and the recurrent-side pre-activations differ (GRU).
+    internal virtual bool SeparateRecurrentGradient => false;
+
+    /// <summary>W_hhᵀ packed for the forward step (H × G·H).</summary>
+    private protected PackedMatrix RecurrentT { get; }
+    /// <summary>W_hh packed for the backward step (G·H × H).</summary>
+    private protected PackedMatrix Recurrent { get; }
+
+    // The recurrent weights change only between optimiser steps: pack them once per sequence.
+    internal virtual void PackForForward() => RecurrentT.Pack(true, WeightHh.Value.Data, HiddenSize);
+    internal virtual void PackForBackward() => Recurrent.Pack(false, WeightHh.Value.Data, HiddenSize);
+
+    /// <summary>One forward step over the active rows: turns pre-activations into gate values, h and c.</summary>
+    internal abstract void ForwardStep(in StepForward s);
+
+    /// <summary>One backward step: writes the pre-activation gradients and dh_{t−1}, dc_{t−1}.</summary>
+    internal abstract void BackwardStep(in StepBackward s);
+
+    /// <summary>dW_hh += Σ_t dGatesHᵀ · h_{t−1}, all steps in one GEMM ((T·B) rows).</summary>
+    internal virtual void AccumulateRecurrentWeightGradient(ReadOnlySpan<float> dGatesH, ReadOnlySpan<float> hPrev, ReadOnlySpan<float> cache, int rows)
+    {
+        int gh = GateCount * HiddenSize;
+        Gemm.Multiply(true, false, gh, HiddenSize, rows, 1f, dGatesH, gh, hPrev, HiddenSize, 1f, WeightHh.Gradient.Data, HiddenSize);
+    }
+}
+
+/// <summary>The buffers of one forward step; all (B, ·) with B the active rows.</summary>
+internal readonly ref struct StepForward
+{
+    public int Rows { get; init; }
+    /// <summary>(B, G·H) in: input-side pre-activations (+ b_ih, and b_hh where allowed); out: gate values kept for backward.</summary>
+    public Span<float> Gates { get; init; }
+    public ReadOnlySpan<float> HPrev { get; init; }   // (B, H)
+    public ReadOnlySpan<float> CPrev { get; init; }   // (B, H), LSTM only
+    public Span<float> H { get; init; }               // (B, H) out
+    public Span<float> C { get; init; }               // (B, H) out, LSTM only
+    public Span<float> Cache { get; init; }           // (B, CacheWidth) out: kept for backward
+}
+
+/// <summary>The buffers of one backward step; all (B, ·) with B the active rows.</summary>
+internal readonly ref struct StepBackward
+{
+    public int Rows { get; init; }
+    public ReadOnlySpan<float> Gates { get; init; }   // (B, G·H) what forward kept
+    public ReadOnlySpan<float> HPrev { get; init; }
+    public ReadOnlySpan<float> CPrev { get; init; }
+    public ReadOnlySpan<float> C { get; init; }
+    public ReadOnlySpan<float> Cache { get; init; }
+    public ReadOnlySpan<float> DH { get; init; }      // (B, H) in: dL/dh_t, from the output and from step t + 1
+    public ReadOnlySpan<float> DC { get; init; }      // (B, H) in: dL/dc_t from step t + 1 (LSTM)
+    public Span<float> DGatesX { get; init; }         // (B, G·H) out: dL/d(input-side pre-activation)
+    public Span<float> DGatesH { get; init; }         // (B, G·H) out: dL/d(recurrent pre-activation); may alias DGatesX
+    public Span<float> DHPrev { get; init; }          // (B, H) out (overwritten): dL/dh_{t−1}
+    public Span<float> DCPrev { get; init; }          // (B, H) out (overwritten): dL/dc_{t−1}
+}

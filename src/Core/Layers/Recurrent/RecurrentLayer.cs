@@ -1,0 +1,235 @@
+using System.Numerics.Tensors;
+using DeepSeq.Core.Kernels;
+
+namespace DeepSeq.Core.Layers.Recurrent;
+
+/// <summary>
+/// Runs a <see cref="RecurrentCell"/> over a batch of variable-length sequences in one direction.
+/// Shapes (time-major): x (T, B, I), y (T, B, H), states (B, H).
+/// </summary>
+/// <remarks>
+/// Sequences must come sorted by non-increasing length (<see cref="RecurrentNetwork"/> sorts for you). At step t
+/// only the first B_t = #{b : length_b &gt; t} rows take part — the packed-sequence scheme of cuDNN and PyTorch —
+/// so a padded batch computes exactly what each sequence would alone: outputs past a sequence's end are zero,
+/// its final state is the one at its own last step, and padding receives no gradient.
+/// A reverse layer reads each sequence backwards from its own last element.
+/// </remarks>
+public sealed class RecurrentLayer
+{
+    // Everything forward keeps for backward, reused across batches.
+    float[]? _x;       // (T, B, I) the input in processing order (reversed per sequence when Reverse)
+    float[]? _gates;   // (T, B, G·H) gate values
+    float[]? _hs;      // (T + 1, B, H) h_{−1} = h0, then h_t
+    float[]? _cs;      // (T + 1, B, H) c, LSTM only
+    float[]? _cache;   // (T, B, CacheWidth)
+    int[] _active = []; // (T) B_t
+    int[] _lengths = [];
+    int _t, _b;
+    // Backward scratch.
+    float[]? _bias;    // (G·H) b_ih (+ b_hh)
+    float[]? _dgx, _dgh, _dh, _dhPrev, _dc, _dcPrev, _flip;
+
+    /// <summary>Wraps <paramref name="cell"/>; <paramref name="reverse"/> runs each sequence from its end.</summary>
+    public RecurrentLayer(RecurrentCell cell, bool reverse = false)
+    {
+        Cell = cell ?? throw new ArgumentNullException(nameof(cell));
+        Reverse = reverse;
+    }
+
+    /// <summary>The cell.</summary>
+    public RecurrentCell Cell { get; }
+    /// <summary>True when sequences are read from their last element to their first.</summary>
+    public bool Reverse { get; }
+
+    /// <summary>
+    /// Forward pass. <paramref name="h0"/>/<paramref name="c0"/> may be empty (zeros); <paramref name="hT"/>/<paramref name="cT"/>
+    /// may be empty when not wanted. <paramref name="lengths"/> must be non-increasing, each in [1, T].
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> x, int steps, int batch, ReadOnlySpan<int> lengths,
+        ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, Span<float> y, Span<float> hT, Span<float> cT)
+    {
+        int I = Cell.InputSize, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth;
+        Validate(x.Length, steps, batch, lengths, I);
+        CheckLength(y.Length, steps * batch * H, "y");
+        CheckOptional(h0.Length, batch * H, "h0"); CheckOptional(c0.Length, batch * H, "c0");
+        CheckOptional(hT.Length, batch * H, "hT"); CheckOptional(cT.Length, batch * H, "cT");
+        _t = steps; _b = batch;
+        _lengths = lengths.ToArray();
+        if (_active.Length < steps) _active = new int[steps];
+        for (int t = 0, b = batch; t < steps; t++)
+        {
+            while (b > 0 && lengths[b - 1] <= t) b--;
+            _active[t] = b;
+        }
+
+        int tb = steps * batch;
+        var xs = Buffer.Ensure(ref _x, tb * I).AsSpan(0, tb * I);
+        if (Reverse) FlipWithin(x, xs, I); else x.CopyTo(xs);
+
+        // Input projection of every step at once: gates = x·W_ihᵀ + b_ih (+ b_hh).
+        var gates = Buffer.Ensure(ref _gates, tb * GH).AsSpan(0, tb * GH);
+        Gemm.Multiply(false, true, tb, GH, I, 1f, xs, I, Cell.WeightIh.Value.Data, I, 0f, gates, GH);
+        var bias = Buffer.Ensure(ref _bias, GH).AsSpan(0, GH);
+        Cell.BiasIh.Value.Data.CopyTo(bias);
+        if (Cell.RecurrentBiasInProjection) TensorPrimitives.Add(bias, Cell.BiasHh.Value.Data, bias);
+        for (int r = 0; r < tb; r++) TensorPrimitives.Add(gates.Slice(r * GH, GH), bias, gates.Slice(r * GH, GH));
+
+        var hs = Buffer.Ensure(ref _hs, (tb + batch) * H).AsSpan(0, (tb + batch) * H);
+        var cs = Cell.HasCellState ? Buffer.Ensure(ref _cs, (tb + batch) * H).AsSpan(0, (tb + batch) * H) : default;
+        var cache = Buffer.Ensure(ref _cache, tb * E).AsSpan(0, tb * E);
+        hs.Clear();
+        if (!h0.IsEmpty) h0.CopyTo(hs);
+        if (Cell.HasCellState) { cs.Clear(); if (!c0.IsEmpty) c0.CopyTo(cs); }
+
+        Cell.PackForForward();
+        int bh = batch * H;
+        for (int t = 0; t < steps; t++)
+        {
+            int n = _active[t];
+            Cell.ForwardStep(new StepForward
+            {
+                Rows = n,
+                Gates = gates.Slice(t * batch * GH, n * GH),
+                HPrev = hs.Slice(t * bh, n * H),
+                CPrev = Cell.HasCellState ? cs.Slice(t * bh, n * H) : default,
+                H = hs.Slice((t + 1) * bh, n * H),
+                C = Cell.HasCellState ? cs.Slice((t + 1) * bh, n * H) : default,
+                Cache = cache.Slice(t * batch * E, n * E),
+            });
+        }
+
+        if (Reverse) FlipWithin(hs[bh..], y, H); else hs[bh..].CopyTo(y);
+        for (int b = 0; b < batch; b++)
+        {
+            int last = lengths[b]; // h_{len−1} sits at hs[len]
+            if (!hT.IsEmpty) hs.Slice(last * bh + b * H, H).CopyTo(hT.Slice(b * H, H));
+            if (!cT.IsEmpty && Cell.HasCellState) cs.Slice(last * bh + b * H, H).CopyTo(cT.Slice(b * H, H));
+        }
+    }
+
+    /// <summary>
+    /// Backward pass for the last <see cref="Forward"/>: adds parameter gradients into the cell's parameters and
+    /// dL/dx into <paramref name="dx"/> (skipped when empty); writes dL/dh0, dL/dc0 when those are not empty.
+    /// <paramref name="dhT"/>/<paramref name="dcT"/> are the gradients of the final states (empty: zero).
+    /// </summary>
+    public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT,
+        Span<float> dh0, Span<float> dc0)
+    {
+        if (_lengths.Length == 0) throw new InvalidOperationException("Backward called before Forward.");
+        int steps = _t, batch = _b, I = Cell.InputSize, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth;
+        int tb = steps * batch, bh = batch * H;
+        CheckLength(dy.Length, tb * H, "dy");
+        CheckOptional(dx.Length, tb * I, "dx");
+        CheckOptional(dhT.Length, bh, "dhT"); CheckOptional(dcT.Length, bh, "dcT");
+        CheckOptional(dh0.Length, bh, "dh0"); CheckOptional(dc0.Length, bh, "dc0");
+
+        var dys = Buffer.Ensure(ref _flip, tb * Math.Max(H, I)).AsSpan(0, tb * H);
+        if (Reverse) FlipWithin(dy, dys, H); else dy.CopyTo(dys);
+        var dgx = Buffer.Ensure(ref _dgx, tb * GH).AsSpan(0, tb * GH);
+        var dgh = Cell.SeparateRecurrentGradient ? Buffer.Ensure(ref _dgh, tb * GH).AsSpan(0, tb * GH) : dgx;
+        var dh = Buffer.Ensure(ref _dh, bh).AsSpan(0, bh);
+        var dhPrev = Buffer.Ensure(ref _dhPrev, bh).AsSpan(0, bh);
+        var dc = Buffer.Ensure(ref _dc, bh).AsSpan(0, bh);
+        var dcPrev = Buffer.Ensure(ref _dcPrev, bh).AsSpan(0, bh);
+        if (dhT.IsEmpty) dh.Clear(); else dhT.CopyTo(dh);
+        if (dcT.IsEmpty || !Cell.HasCellState) dc.Clear(); else dcT.CopyTo(dc);
+
+        var gates = _gates.AsSpan(0, tb * GH);
+        var hs = _hs.AsSpan(0, tb * H + bh);
+        var cs = Cell.HasCellState ? _cs.AsSpan(0, tb * H + bh) : default;
+        var cache = _cache.AsSpan(0, tb * E);
+
+        Cell.PackForBackward();
+        for (int t = steps - 1; t >= 0; t--)
+        {
+            int n = _active[t], nh = n * H;
+            // Rows past B_t have not started (backwards in time): their dh, dc wait for their last step.
+            TensorPrimitives.Add(dh[..nh], dys.Slice(t * bh, nh), dh[..nh]);
+            dgx.Slice((t * batch + n) * GH, (batch - n) * GH).Clear();
+            if (Cell.SeparateRecurrentGradient) dgh.Slice((t * batch + n) * GH, (batch - n) * GH).Clear();
+            Cell.BackwardStep(new StepBackward
+            {
+                Rows = n,
+                Gates = gates.Slice(t * batch * GH, n * GH),
+                HPrev = hs.Slice(t * bh, nh),
+                CPrev = Cell.HasCellState ? cs.Slice(t * bh, nh) : default,
+                C = Cell.HasCellState ? cs.Slice((t + 1) * bh, nh) : default,
+                Cache = cache.Slice(t * batch * E, n * E),
+                DH = dh[..nh],
+                DC = dc[..nh],
+                DGatesX = dgx.Slice(t * batch * GH, n * GH),
+                DGatesH = dgh.Slice(t * batch * GH, n * GH),
+                DHPrev = dhPrev[..nh],
+                DCPrev = dcPrev[..nh],
+            });
+            dhPrev[..nh].CopyTo(dh);
+            if (Cell.HasCellState) dcPrev[..nh].CopyTo(dc);
+        }
+        if (!dh0.IsEmpty) dh.CopyTo(dh0);
+        if (!dc0.IsEmpty) { if (Cell.HasCellState) dc.CopyTo(dc0); else dc0.Clear(); }
+
+        // Weight gradients of all steps at once; inactive rows hold zero gradients.
+        Gemm.Multiply(true, false, GH, I, tb, 1f, dgx, GH, _x.AsSpan(0, tb * I), I, 1f, Cell.WeightIh.Gradient.Data, I);
+        Cell.AccumulateRecurrentWeightGradient(dgh, hs[..(tb * H)], cache, tb);
+        SumRows(dgx, tb, GH, Cell.BiasIh.Gradient.Data);
+        SumRows(dgh, tb, GH, Cell.BiasHh.Gradient.Data);
+
+        if (dx.IsEmpty) return;
+        var dxs = Buffer.Ensure(ref _flip, tb * Math.Max(H, I)).AsSpan(0, tb * I);
+        Gemm.Multiply(false, false, tb, I, GH, 1f, dgx, GH, Cell.WeightIh.Value.Data, I, 0f, dxs, I);
+        if (Reverse)
+        {
+            // Un-flip into dx: dx[t, b] += dxs[len_b − 1 − t, b].
+            for (int b = 0; b < batch; b++)
+                for (int s = 0; s < _lengths[b]; s++)
+                {
+                    var dst = dx.Slice(((_lengths[b] - 1 - s) * batch + b) * I, I);
+                    TensorPrimitives.Add(dst, dxs.Slice((s * batch + b) * I, I), dst);
+                }
+        }
+        else TensorPrimitives.Add(dx, dxs, dx);
+    }
+
+    static void SumRows(ReadOnlySpan<float> m, int rows, int cols, Span<float> acc)
+    {
+        for (int r = 0; r < rows; r++) TensorPrimitives.Add(acc, m.Slice(r * cols, cols), acc);
+    }
+
+    // dst[s, b] = src[len_b − 1 − s, b] for s < len_b, else 0 (an involution on the valid part).
+    void FlipWithin(ReadOnlySpan<float> src, Span<float> dst, int width)
+    {
+        int batch = _b;
+        for (int s = 0; s < _t; s++)
+            for (int b = 0; b < batch; b++)
+            {
+                var d = dst.Slice((s * batch + b) * width, width);
+                if (s < _lengths[b]) src.Slice(((_lengths[b] - 1 - s) * batch + b) * width, width).CopyTo(d);
+                else d.Clear();
+            }
+    }
+
+    static void Validate(int xLength, int steps, int batch, ReadOnlySpan<int> lengths, int inputSize)
+    {
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, "A sequence batch needs at least one time step.");
+        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, "A sequence batch needs at least one sequence.");
+        CheckLength(xLength, steps * batch * inputSize, "x");
+        if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
+        for (int b = 0; b < batch; b++)
+        {
+            if (lengths[b] < 1 || lengths[b] > steps)
+                throw new ArgumentOutOfRangeException(nameof(lengths), lengths[b], $"Sequence {b} has length {lengths[b]}; lengths must be in [1, {steps}] (empty sequences are not allowed).");
+            if (b > 0 && lengths[b] > lengths[b - 1])
+                throw new ArgumentException("Lengths must be non-increasing; RecurrentNetwork sorts a batch for you.", nameof(lengths));
+        }
+    }
+
+    static void CheckLength(int actual, int expected, string name)
+    {
+        if (actual != expected) throw new ArgumentException($"{name} has {actual} values, expected {expected}.", name);
+    }
+
+    static void CheckOptional(int actual, int expected, string name)
+    {
+        if (actual != 0) CheckLength(actual, expected, name);
+    }
+}

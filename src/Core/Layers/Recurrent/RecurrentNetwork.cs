@@ -1,0 +1,243 @@
+using System.Numerics.Tensors;
+
+namespace DeepSeq.Core.Layers.Recurrent;
+
+/// <summary>How a bidirectional layer combines its two directions.</summary>
+public enum BidirectionalMerge
+{
+    /// <summary>[forward; backward], 2H values (PyTorch, Keras default).</summary>
+    Concat,
+    /// <summary>forward + backward, H values.</summary>
+    Sum,
+    /// <summary>(forward + backward) / 2, H values.</summary>
+    Average,
+}
+
+/// <summary>
+/// Stacked, optionally bidirectional recurrent layers with dropout between layers, over batches of
+/// variable-length sequences in any order. Shapes (time-major): x (T, B, I), y (T, B, <see cref="OutputSize"/>),
+/// states (L·D, B, H) with L layers and D directions, ordered as PyTorch's <c>h_n</c>: layer 0 forward,
+/// layer 0 reverse, layer 1 forward…
+/// </summary>
+public sealed class RecurrentNetwork : IHasParameters
+{
+    readonly RecurrentLayer[] _layers;   // (L·D) layer l direction d at l·D + d
+    readonly Dropout[] _dropouts;        // (L − 1) between layers
+    int[] _order = [];                   // (B) batch rows sorted by non-increasing length
+    int[] _sortedLengths = [];
+    int _t, _b;
+    bool _training;
+    // Per layer: its (sorted) input and merged output; per direction: its output. Reused across batches.
+    readonly float[]?[] _inputs, _outputs, _dirOut;
+    float[]? _grad, _gradIn, _dirGrad, _stateIn, _stateOut, _stateIn2, _stateOut2;
+
+    /// <summary>Creates the network with zero weights (initialise them, e.g. with <c>Initializers.InitializeRecurrent</c>).</summary>
+    public RecurrentNetwork(RecurrentCellSpec cell, int inputSize, int hiddenSize, int layers = 1,
+        bool bidirectional = false, BidirectionalMerge merge = BidirectionalMerge.Concat, float dropout = 0f, int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(cell);
+        ArgumentOutOfRangeException.ThrowIfLessThan(layers, 1);
+        Spec = cell; InputSize = inputSize; HiddenSize = hiddenSize; LayerCount = layers;
+        Bidirectional = bidirectional; Merge = merge;
+        int d = Directions;
+        _layers = new RecurrentLayer[layers * d];
+        for (int l = 0; l < layers; l++)
+            for (int k = 0; k < d; k++)
+                _layers[l * d + k] = new RecurrentLayer(cell.Create(l == 0 ? inputSize : OutputSize, hiddenSize, $"_l{l}" + (k == 1 ? "_reverse" : "")), reverse: k == 1);
+        _dropouts = new Dropout[layers - 1];
+        for (int l = 0; l < layers - 1; l++) _dropouts[l] = new Dropout(dropout, seed + l);
+        _inputs = new float[layers][]; _outputs = new float[layers][]; _dirOut = new float[layers * d][];
+    }
+
+    /// <summary>The cell description.</summary>
+    public RecurrentCellSpec Spec { get; }
+    /// <summary>Input features (I).</summary>
+    public int InputSize { get; }
+    /// <summary>Hidden units per direction (H).</summary>
+    public int HiddenSize { get; }
+    /// <summary>Stacked layers (L).</summary>
+    public int LayerCount { get; }
+    /// <summary>True when each layer reads both directions.</summary>
+    public bool Bidirectional { get; }
+    /// <summary>How directions combine.</summary>
+    public BidirectionalMerge Merge { get; }
+    /// <summary>Directions (D): 1 or 2.</summary>
+    public int Directions => Bidirectional ? 2 : 1;
+    /// <summary>Features per output step: 2H for concatenated directions, H otherwise.</summary>
+    public int OutputSize => Bidirectional && Merge == BidirectionalMerge.Concat ? 2 * HiddenSize : HiddenSize;
+    /// <summary>Values of one state tensor: L·D·B·H for batch B.</summary>
+    public int StateLength(int batch) => LayerCount * Directions * batch * HiddenSize;
+    /// <summary>The cells, layer by layer, forward direction first.</summary>
+    public IReadOnlyList<RecurrentCell> Cells => [.. _layers.Select(l => l.Cell)];
+    /// <inheritdoc/>
+    public IReadOnlyList<Parameter> Parameters => [.. _layers.SelectMany(l => l.Cell.Parameters)];
+
+    /// <summary>
+    /// Forward pass over sequences of the given <paramref name="lengths"/> (any order, each in [1, T]).
+    /// Initial states may be empty (zeros); final-state outputs may be empty (not wanted). Outputs past a
+    /// sequence's length are zero. <paramref name="training"/> turns dropout between layers on.
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> x, int steps, int batch, ReadOnlySpan<int> lengths,
+        ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, Span<float> y, Span<float> hT, Span<float> cT, bool training)
+    {
+        if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
+        if (x.Length != steps * batch * InputSize) throw new ArgumentException($"x has {x.Length} values, expected T·B·I = {steps}·{batch}·{InputSize}.", nameof(x));
+        if (y.Length != steps * batch * OutputSize) throw new ArgumentException($"y has {y.Length} values, expected T·B·O = {steps}·{batch}·{OutputSize}.", nameof(y));
+        int sl = StateLength(batch);
+        foreach (var (len, name) in new[] { (h0.Length, "h0"), (c0.Length, "c0"), (hT.Length, "hT"), (cT.Length, "cT") })
+            if (len != 0 && len != sl) throw new ArgumentException($"{name} has {len} values, expected L·D·B·H = {sl}.", name);
+        _t = steps; _b = batch; _training = training;
+        SortByLength(lengths);
+
+        int d = Directions, H = HiddenSize, O = OutputSize, bh = batch * H;
+        var hIn = SortStates(h0, ref _stateIn);
+        var cIn = SortStates(c0, ref _stateIn2);
+        var hOut = Buffer.Ensure(ref _stateOut, sl).AsSpan(0, sl);
+        var cOut = Buffer.Ensure(ref _stateOut2, sl).AsSpan(0, sl);
+        var input = Buffer.Ensure(ref _inputs[0], steps * batch * InputSize).AsSpan(0, steps * batch * InputSize);
+        PermuteRows(x, input, InputSize, toSorted: true);
+        for (int l = 0; l < LayerCount; l++)
+        {
+            int inSize = l == 0 ? InputSize : O;
+            input = _inputs[l].AsSpan(0, steps * batch * inSize);
+            for (int k = 0; k < d; k++)
+            {
+                int s = l * d + k;
+                var outK = Buffer.Ensure(ref _dirOut[s], steps * bh).AsSpan(0, steps * bh);
+                _layers[s].Forward(input, steps, batch, _sortedLengths, Slice(hIn, s, bh), Slice(cIn, s, bh), outK,
+                    hOut.Slice(s * bh, bh), _layers[s].Cell.HasCellState ? cOut.Slice(s * bh, bh) : default);
+            }
+            var merged = Buffer.Ensure(ref _outputs[l], steps * batch * O).AsSpan(0, steps * batch * O);
+            MergeForward(l, merged);
+            if (l + 1 < LayerCount)
+            {
+                var next = Buffer.Ensure(ref _inputs[l + 1], steps * batch * O).AsSpan(0, steps * batch * O);
+                _dropouts[l].Forward(next, merged, training);
+            }
+        }
+        PermuteRows(_outputs[LayerCount - 1].AsSpan(0, steps * batch * O), y, O, toSorted: false);
+        if (!hT.IsEmpty) PermuteStates(hOut, hT, toSorted: false);
+        if (!cT.IsEmpty) PermuteStates(cOut, cT, toSorted: false);
+    }
+
+    /// <summary>
+    /// Backward pass for the last <see cref="Forward"/>: adds every parameter gradient, adds dL/dx into
+    /// <paramref name="dx"/> (skipped when empty) and writes dL/dh0, dL/dc0 (when not empty).
+    /// </summary>
+    public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT, Span<float> dh0, Span<float> dc0)
+    {
+        if (_order.Length == 0) throw new InvalidOperationException("Backward called before Forward.");
+        int steps = _t, batch = _b, d = Directions, H = HiddenSize, O = OutputSize, bh = batch * H, sl = StateLength(batch);
+        var dhIn = SortStates(dhT, ref _stateIn);
+        var dcIn = SortStates(dcT, ref _stateIn2);
+        var dh0s = Buffer.Ensure(ref _stateOut, sl).AsSpan(0, sl);
+        var dc0s = Buffer.Ensure(ref _stateOut2, sl).AsSpan(0, sl);
+        int maxWidth = Math.Max(InputSize, O);
+        var grad = Buffer.Ensure(ref _grad, steps * batch * maxWidth).AsSpan(0, steps * batch * O);
+        PermuteRows(dy, grad, O, toSorted: true);
+        for (int l = LayerCount - 1; l >= 0; l--)
+        {
+            int inSize = l == 0 ? InputSize : O;
+            bool needInput = l > 0 || !dx.IsEmpty;
+            var gradIn = Buffer.Ensure(ref _gradIn, steps * batch * maxWidth).AsSpan(0, steps * batch * inSize);
+            gradIn.Clear();
+            for (int k = 0; k < d; k++)
+            {
+                int s = l * d + k;
+                var dk = Buffer.Ensure(ref _dirGrad, steps * bh).AsSpan(0, steps * bh);
+                MergeBackward(grad, dk, k);
+                _layers[s].Backward(needInput ? gradIn : default, dk, Slice(dhIn, s, bh), Slice(dcIn, s, bh),
+                    dh0s.Slice(s * bh, bh), dc0s.Slice(s * bh, bh));
+            }
+            if (l > 0)
+            {
+                // Through the dropout between layer l − 1 and l; its output gradient becomes the next grad.
+                grad = Buffer.Ensure(ref _grad, steps * batch * maxWidth).AsSpan(0, steps * batch * O);
+                grad.Clear();
+                _dropouts[l - 1].Backward(grad, gradIn);
+            }
+            else if (!dx.IsEmpty)
+            {
+                var unsorted = Buffer.Ensure(ref _grad, steps * batch * maxWidth).AsSpan(0, gradIn.Length); // grad is spent
+                PermuteRows(gradIn, unsorted, InputSize, toSorted: false);
+                TensorPrimitives.Add(dx, unsorted, dx);
+            }
+        }
+        if (!dh0.IsEmpty) PermuteStates(dh0s, dh0, toSorted: false);
+        if (!dc0.IsEmpty) PermuteStates(dc0s, dc0, toSorted: false);
+    }
+
+    void MergeForward(int l, Span<float> merged)
+    {
+        int H = HiddenSize, rows = _t * _b;
+        var fwd = _dirOut[l * Directions].AsSpan(0, rows * H);
+        if (!Bidirectional) { fwd.CopyTo(merged); return; }
+        var rev = _dirOut[l * 2 + 1].AsSpan(0, rows * H);
+        if (Merge == BidirectionalMerge.Concat)
+            for (int r = 0; r < rows; r++)
+            {
+                fwd.Slice(r * H, H).CopyTo(merged.Slice(r * 2 * H, H));
+                rev.Slice(r * H, H).CopyTo(merged.Slice(r * 2 * H + H, H));
+            }
+        else
+        {
+            TensorPrimitives.Add(fwd, rev, merged);
+            if (Merge == BidirectionalMerge.Average) TensorPrimitives.Multiply(merged, 0.5f, merged);
+        }
+    }
+
+    // Gradient of direction k's output from the gradient of the merged output.
+    void MergeBackward(ReadOnlySpan<float> grad, Span<float> dk, int k)
+    {
+        int H = HiddenSize, rows = _t * _b;
+        if (!Bidirectional || Merge == BidirectionalMerge.Sum) grad[..(rows * H)].CopyTo(dk);
+        else if (Merge == BidirectionalMerge.Average) TensorPrimitives.Multiply(grad[..(rows * H)], 0.5f, dk);
+        else for (int r = 0; r < rows; r++) grad.Slice(r * 2 * H + k * H, H).CopyTo(dk.Slice(r * H, H));
+    }
+
+    void SortByLength(ReadOnlySpan<int> lengths)
+    {
+        if (_order.Length != lengths.Length) { _order = new int[lengths.Length]; _sortedLengths = new int[lengths.Length]; }
+        for (int i = 0; i < _order.Length; i++) _order[i] = i;
+        var keys = lengths.ToArray();
+        for (int i = 0; i < keys.Length; i++)
+            if (keys[i] < 1 || keys[i] > _t)
+                throw new ArgumentOutOfRangeException(nameof(lengths), keys[i], $"Sequence {i} has length {keys[i]}; lengths must be in [1, {_t}] (empty sequences are not allowed).");
+        // Stable: equal lengths keep their order, so results do not depend on the sort.
+        var sorted = _order.OrderByDescending(i => keys[i]).ToArray();
+        sorted.CopyTo(_order, 0);
+        for (int i = 0; i < _order.Length; i++) _sortedLengths[i] = keys[_order[i]];
+    }
+
+    // Moves batch rows of a (T, B, width) tensor between the caller's order and the sorted order.
+    void PermuteRows(ReadOnlySpan<float> src, Span<float> dst, int width, bool toSorted)
+    {
+        for (int t = 0; t < _t; t++)
+            for (int k = 0; k < _b; k++)
+            {
+                int from = toSorted ? _order[k] : k, to = toSorted ? k : _order[k];
+                src.Slice((t * _b + from) * width, width).CopyTo(dst.Slice((t * _b + to) * width, width));
+            }
+    }
+
+    void PermuteStates(ReadOnlySpan<float> src, Span<float> dst, bool toSorted)
+    {
+        int bh = _b * HiddenSize;
+        for (int s = 0; s < LayerCount * Directions; s++)
+            for (int k = 0; k < _b; k++)
+            {
+                int from = toSorted ? _order[k] : k, to = toSorted ? k : _order[k];
+                src.Slice(s * bh + from * HiddenSize, HiddenSize).CopyTo(dst.Slice(s * bh + to * HiddenSize, HiddenSize));
+            }
+    }
+
+    ReadOnlySpan<float> SortStates(ReadOnlySpan<float> states, ref float[]? buffer)
+    {
+        if (states.IsEmpty) return default;
+        var sorted = Buffer.Ensure(ref buffer, states.Length).AsSpan(0, states.Length);
+        PermuteStates(states, sorted, toSorted: true);
+        return sorted;
+    }
+
+    static ReadOnlySpan<float> Slice(ReadOnlySpan<float> states, int s, int bh) => states.IsEmpty ? default : states.Slice(s * bh, bh);
+}

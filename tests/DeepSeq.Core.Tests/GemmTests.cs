@@ -1,0 +1,83 @@
+using DeepSeq.Core.Kernels;
+
+namespace DeepSeq.Core.Tests;
+
+[TestClass]
+public sealed class GemmTests
+{
+    // Sizes around the tile and block edges (MR = 6, NR = 32, KC = 256, MC = 96) so that every tail path runs.
+    public static IEnumerable<object[]> Shapes()
+    {
+        int[] ms = [1, 5, 6, 7, 97, 200], ns = [1, 31, 32, 33, 65], ks = [1, 17, 256, 300];
+        var rng = new Random(3);
+        foreach (int m in ms) foreach (int n in ns) foreach (int k in ks)
+            if (rng.Next(3) == 0 || (m * n * k) < 2000) yield return [m, n, k, rng.Next(4)];
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Shapes))]
+    public void MatchesReference(int m, int n, int k, int trans)
+    {
+        bool ta = (trans & 1) != 0, tb = (trans & 2) != 0;
+        var rng = new Random(m * 1000 + n * 10 + k);
+        int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2; // padded leading dimensions
+        var a = GradientCheck.Random((ta ? k : m) * lda, rng);
+        var b = GradientCheck.Random((tb ? n : k) * ldb, rng);
+        var c = GradientCheck.Random(m * ldc, rng);
+        var expected = (float[])c.Clone();
+        GemmReference.Multiply(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, expected, ldc);
+        Gemm.Multiply(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, c, ldc);
+        GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), $"{m}x{n}x{k} {ta}/{tb}");
+    }
+
+    [TestMethod]
+    public void BetaZeroIgnoresNaNInC()
+    {
+        var a = new float[] { 1, 2 }; var b = new float[] { 3, 4 };
+        var c = new float[] { float.NaN };
+        Gemm.Multiply(false, false, 1, 1, 2, 1f, a, 2, b, 1, 0f, c, 1);
+        Assert.AreEqual(11f, c[0]);
+    }
+
+    [TestMethod]
+    public void ResultDoesNotDependOnThreadCount()
+    {
+        var rng = new Random(1);
+        int m = 150, n = 300, k = 520;
+        var a = GradientCheck.Random(m * k, rng); var b = GradientCheck.Random(k * n, rng);
+        var one = new float[m * n]; var many = new float[m * n];
+        int saved = Gemm.MaxThreads;
+        try
+        {
+            Gemm.MaxThreads = 1; Gemm.Multiply(false, false, m, n, k, 1f, a, k, b, n, 0f, one, n);
+            Gemm.MaxThreads = 4; Gemm.Multiply(false, false, m, n, k, 1f, a, k, b, n, 0f, many, n);
+        }
+        finally { Gemm.MaxThreads = saved; }
+        CollectionAssert.AreEqual(one, many);
+    }
+
+    [TestMethod]
+    public void PackedOperandIsReusable()
+    {
+        var rng = new Random(2);
+        int m = 13, n = 70, k = 40;
+        var w = GradientCheck.Random(n * k, rng); // stored (n, k): op(B) = wᵀ
+        using var packed = new PackedMatrix(k, n);
+        packed.Pack(true, w, k);
+        for (int rep = 0; rep < 3; rep++)
+        {
+            var a = GradientCheck.Random(m * k, rng);
+            var c = new float[m * n]; var expected = new float[m * n];
+            Gemm.Multiply(false, m, 1f, a, k, packed, 0f, c, n);
+            GemmReference.Multiply(false, true, m, n, k, 1f, a, k, w, k, 0f, expected, n);
+            GradientCheck.AssertClose(expected, c, 1e-5, 1e-5, $"rep {rep}");
+        }
+    }
+
+    [TestMethod]
+    public void RejectsTooSmallBuffers()
+    {
+        var ex = Assert.ThrowsExactly<ArgumentException>(() => Gemm.Multiply(false, false, 2, 2, 2, 1f, new float[3], 2, new float[4], 2, 0f, new float[4], 2));
+        StringAssert.Contains(ex.Message, "A holds 3 values");
+    }
+}

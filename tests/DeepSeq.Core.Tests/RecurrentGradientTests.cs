@@ -1,0 +1,147 @@
+using DeepSeq.Core.Layers;
+using DeepSeq.Core.Layers.Recurrent;
+
+namespace DeepSeq.Core.Tests;
+
+[TestClass]
+public sealed class RecurrentGradientTests
+{
+    public static IEnumerable<object[]> Cells() =>
+    [
+        ["rnn-tanh", new RecurrentCellSpec(RecurrentCellKind.Rnn)],
+        ["rnn-relu", new RecurrentCellSpec(RecurrentCellKind.Rnn) { RnnActivation = ActivationKind.Relu }],
+        ["lstm", new RecurrentCellSpec(RecurrentCellKind.Lstm)],
+        ["lstm-peep-i", new RecurrentCellSpec(RecurrentCellKind.Lstm) { Peepholes = PeepholeGates.Input }],
+        ["lstm-peep-f", new RecurrentCellSpec(RecurrentCellKind.Lstm) { Peepholes = PeepholeGates.Forget }],
+        ["lstm-peep-o", new RecurrentCellSpec(RecurrentCellKind.Lstm) { Peepholes = PeepholeGates.Output }],
+        ["lstm-peep-all", new RecurrentCellSpec(RecurrentCellKind.Lstm) { Peepholes = PeepholeGates.All }],
+        ["lstm-coupled", new RecurrentCellSpec(RecurrentCellKind.Lstm) { CoupledInputForget = true }],
+        ["lstm-coupled-peep", new RecurrentCellSpec(RecurrentCellKind.Lstm) { CoupledInputForget = true, Peepholes = PeepholeGates.Input | PeepholeGates.Output }],
+        ["gru-after", new RecurrentCellSpec(RecurrentCellKind.Gru)],
+        ["gru-before", new RecurrentCellSpec(RecurrentCellKind.Gru) { GruReset = GruResetPlacement.BeforeRecurrentMatmul }],
+    ];
+
+    [TestMethod]
+    [DynamicData(nameof(Cells))]
+    public void SingleLayerGradientsMatchFiniteDifferences(string name, RecurrentCellSpec spec) =>
+        CheckNetwork(name, new RecurrentNetwork(spec, inputSize: 3, hiddenSize: 4));
+
+    [TestMethod]
+    [DynamicData(nameof(Cells))]
+    public void StackedBidirectionalGradientsMatchFiniteDifferences(string name, RecurrentCellSpec spec)
+    {
+        foreach (var merge in Enum.GetValues<BidirectionalMerge>())
+            CheckNetwork($"{name}-{merge}", new RecurrentNetwork(spec, inputSize: 3, hiddenSize: 4, layers: 2, bidirectional: true, merge: merge));
+    }
+
+    static void CheckNetwork(string name, RecurrentNetwork net)
+    {
+        var rng = new Random(name.Length * 31 + 5);
+        GradientCheck.Randomize(net, rng, 0.6f);
+        int T = 5, B = 3, sl = net.StateLength(B);
+        int[] lengths = [3, 5, 2]; // unsorted on purpose
+        var x = GradientCheck.Random(T * B * net.InputSize, rng);
+        var h0 = GradientCheck.Random(sl, rng, 0.5f);
+        var c0 = GradientCheck.Random(sl, rng, 0.5f);
+        bool hasC = net.Cells[0].HasCellState;
+        var wy = GradientCheck.Random(T * B * net.OutputSize, rng);
+        var wh = GradientCheck.Random(sl, rng);
+        var wc = GradientCheck.Random(sl, rng);
+        var y = new float[wy.Length]; var hT = new float[sl]; var cT = new float[sl];
+
+        double Loss()
+        {
+            net.Forward(x, T, B, lengths, h0, hasC ? c0 : default, y, hT, hasC ? cT : default, training: false);
+            return GradientCheck.Dot(wy, y) + GradientCheck.Dot(wh, hT) + (hasC ? GradientCheck.Dot(wc, cT) : 0);
+        }
+
+        Loss();
+        foreach (var p in net.Parameters) p.ZeroGradient();
+        var dx = new float[x.Length]; var dh0 = new float[sl]; var dc0 = new float[sl];
+        net.Backward(dx, wy, wh, hasC ? wc : default, dh0, hasC ? dc0 : default);
+
+        // ReLU has kinks: a smaller step keeps the difference from straddling one.
+        // (A whole weight block may also sit behind dead units, so it need not show a non-zero gradient.)
+        bool relu = net.Spec.RnnActivation == ActivationKind.Relu && net.Spec.Kind == RecurrentCellKind.Rnn;
+        float step = relu ? 2e-4f : GradientCheck.Step;
+        foreach (var p in net.Parameters) GradientCheck.Check($"{name}/{p.Name}", p.Value.Data, p.Gradient.Data, Loss, samples: 12, step: step, requireSignal: !relu);
+        GradientCheck.Check($"{name}/x", x, dx, Loss, samples: 30, step: step);
+        GradientCheck.Check($"{name}/h0", h0, dh0, Loss, samples: 16, step: step);
+        if (hasC) GradientCheck.Check($"{name}/c0", c0, dc0, Loss, samples: 16, step: step);
+        // Padding gets no gradient and produces zeros.
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b < B; b++)
+                if (t >= lengths[b])
+                    for (int i = 0; i < net.InputSize; i++) Assert.AreEqual(0f, dx[(t * B + b) * net.InputSize + i], $"{name}: dx at padding");
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Cells))]
+    public void PaddedBatchEqualsEachSequenceAlone(string name, RecurrentCellSpec spec)
+    {
+        var rng = new Random(11);
+        var net = new RecurrentNetwork(spec, 3, 5, layers: 2, bidirectional: true);
+        GradientCheck.Randomize(net, rng, 0.5f);
+        int T = 6, B = 4, I = 3, O = net.OutputSize, H = 5;
+        int[] lengths = [2, 6, 1, 4];
+        var x = GradientCheck.Random(T * B * I, rng);
+        var dy = GradientCheck.Random(T * B * O, rng);
+        for (int t = 0; t < T; t++) for (int b = 0; b < B; b++) if (t >= lengths[b]) Array.Clear(dy, (t * B + b) * O, O);
+        var dhT = GradientCheck.Random(net.StateLength(B), rng);
+        bool hasC = net.Cells[0].HasCellState;
+
+        var y = new float[T * B * O]; var hT = new float[net.StateLength(B)]; var cT = new float[hT.Length];
+        net.Forward(x, T, B, lengths, default, default, y, hT, hasC ? cT : default, false);
+        foreach (var p in net.Parameters) p.ZeroGradient();
+        var dx = new float[x.Length];
+        net.Backward(dx, dy, dhT, default, default, default);
+        var batchGrads = net.Parameters.Select(p => (float[])p.Gradient.Data.Clone()).ToArray();
+
+        var aloneGrads = net.Parameters.Select(p => new float[p.Value.Length]).ToArray();
+        for (int b = 0; b < B; b++)
+        {
+            int L = lengths[b];
+            var xb = new float[L * I]; var dyb = new float[L * O];
+            for (int t = 0; t < L; t++)
+            {
+                Array.Copy(x, (t * B + b) * I, xb, t * I, I);
+                Array.Copy(dy, (t * B + b) * O, dyb, t * O, O);
+            }
+            var dhb = new float[net.StateLength(1)];
+            for (int s = 0; s < net.LayerCount * net.Directions; s++) Array.Copy(dhT, (s * B + b) * H, dhb, s * H, H);
+            var yb = new float[L * O]; var hb = new float[dhb.Length]; var cb = new float[dhb.Length];
+            net.Forward(xb, L, 1, [L], default, default, yb, hb, hasC ? cb : default, false);
+            foreach (var p in net.Parameters) p.ZeroGradient();
+            var dxb = new float[xb.Length];
+            net.Backward(dxb, dyb, dhb, default, default, default);
+            for (int k = 0; k < aloneGrads.Length; k++)
+                System.Numerics.Tensors.TensorPrimitives.Add(aloneGrads[k], net.Parameters[k].Gradient.Data, aloneGrads[k]);
+
+            for (int t = 0; t < T; t++)
+            {
+                var got = y.AsSpan((t * B + b) * O, O);
+                if (t < L) GradientCheck.AssertClose(yb.AsSpan(t * O, O), got, 1e-5, 1e-5, $"{name} y[{t},{b}]");
+                else foreach (float v in got) Assert.AreEqual(0f, v, $"{name}: output past the end must be zero");
+                if (t < L) GradientCheck.AssertClose(dxb.AsSpan(t * I, I), dx.AsSpan((t * B + b) * I, I), 1e-5, 1e-5, $"{name} dx[{t},{b}]");
+            }
+            for (int s = 0; s < net.LayerCount * net.Directions; s++)
+            {
+                GradientCheck.AssertClose(hb.AsSpan(s * H, H), hT.AsSpan((s * B + b) * H, H), 1e-5, 1e-5, $"{name} hT[{s},{b}]");
+                if (hasC) GradientCheck.AssertClose(cb.AsSpan(s * H, H), cT.AsSpan((s * B + b) * H, H), 1e-5, 1e-5, $"{name} cT[{s},{b}]");
+            }
+        }
+        for (int k = 0; k < aloneGrads.Length; k++)
+            GradientCheck.AssertClose(aloneGrads[k], batchGrads[k], 1e-5, 1e-5, $"{name} d{net.Parameters[k].Name}");
+    }
+
+    [TestMethod]
+    public void RejectsEmptyAndOverlongSequences()
+    {
+        var net = new RecurrentNetwork(new RecurrentCellSpec(RecurrentCellKind.Lstm), 2, 3);
+        var y = new float[4 * 2 * 3];
+        var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => net.Forward(new float[4 * 2 * 2], 4, 2, [4, 0], default, default, y, default, default, false));
+        StringAssert.Contains(ex.Message, "empty sequences are not allowed");
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => net.Forward(new float[4 * 2 * 2], 4, 2, [5, 1], default, default, y, default, default, false));
+        Assert.ThrowsExactly<ArgumentException>(() => net.Forward(new float[7], 4, 2, [4, 1], default, default, y, default, default, false));
+    }
+}
