@@ -44,6 +44,8 @@ public sealed class LstmCell : RecurrentCell
     public LstmCell(int inputSize, int hiddenSize, PeepholeGates peepholes = PeepholeGates.None, bool coupledInputForget = false, string suffix = "")
         : base(inputSize, hiddenSize, coupledInputForget ? 3 : 4, suffix)
     {
+        if (coupledInputForget && peepholes.HasFlag(PeepholeGates.Forget))
+            throw new ArgumentException("A coupled LSTM computes f = 1 − i and has no forget gate to give a peephole; use Input and/or Output.", nameof(peepholes));
         Peepholes = peepholes;
         Coupled = coupledInputForget;
         int h = hiddenSize;

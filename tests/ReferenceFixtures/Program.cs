@@ -1,0 +1,70 @@
+// Writes the parity fixtures used by DeepSeq.Core.Tests (RecurrentParityTests): small recurrent networks with
+// random weights, run by independent implementations —
+//   • libtorch 2.10 through TorchSharp-cpu 0.107.0: nn.RNN / nn.LSTM / nn.GRU on packed variable-length batches
+//     (outputs, final states, every parameter gradient and the input/state gradients by autograd);
+//   • the same equations written in plain torch ops with autograd, for the cells libtorch lacks (peephole and
+//     coupled LSTM, GRU with the reset before the recurrent matmul);
+//   • ONNX Runtime's LSTM and GRU operators (outputs and final states) for peephole (P), coupled
+//     (input_forget = 1) and both GRU reset placements (linear_before_reset).
+// Usage: dotnet run -c Release --project tests/ReferenceFixtures [-- OUTPUT_DIR]
+using System.Text.Json;
+using DeepSeq.Bench;
+using DeepSeq.Fixtures;
+
+LibTorchSharpFix.Apply();
+string output = args.Length > 0 ? args[0] : Path.Combine(FindRepositoryRoot(), "tests", "DeepSeq.Core.Tests", "Fixtures");
+Directory.CreateDirectory(output);
+
+var cases = new List<FixtureCase>
+{
+    new("rnn_tanh", "rnn") { },
+    new("rnn_relu_stacked_bidirectional", "rnn") { RnnActivation = "relu", Layers = 2, Bidirectional = true },
+    new("lstm", "lstm"),
+    new("lstm_stacked_bidirectional", "lstm") { Layers = 2, Bidirectional = true },
+    new("gru", "gru"),
+    new("gru_stacked_bidirectional", "gru") { Layers = 2, Bidirectional = true },
+    new("lstm_peephole_all", "lstm") { Peepholes = ["input", "forget", "output"] },
+    new("lstm_peephole_input_output", "lstm") { Peepholes = ["input", "output"] },
+    new("lstm_peephole_forget", "lstm") { Peepholes = ["forget"] },
+    new("lstm_coupled", "lstm") { Coupled = true },
+    new("lstm_coupled_peephole_input_output", "lstm") { Coupled = true, Peepholes = ["input", "output"] },
+    new("gru_reset_before", "gru") { GruReset = "before" },
+};
+
+var options = new JsonSerializerOptions { WriteIndented = false, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+int seed = 100;
+foreach (var c in cases)
+{
+    var data = FixtureData.Create(c, seed++);
+    bool native = c.Peepholes.Length == 0 && !c.Coupled && c.GruReset == "after";
+    var torchResult = native ? TorchReference.RunModule(c, data) : TorchReference.RunManual(c, data);
+    Write(Path.Combine(output, c.Name + ".json"), c, data, torchResult);
+    if (c.Layers == 1 && !c.Bidirectional && c.Kind != "rnn")
+    {
+        var ortResult = OnnxReference.Run(c, data);
+        Write(Path.Combine(output, c.Name + ".onnxruntime.json"), c, data, ortResult);
+    }
+}
+
+void Write(string path, FixtureCase c, FixtureData d, ReferenceResult r)
+{
+    var doc = new Dictionary<string, object?>
+    {
+        ["name"] = c.Name, ["source"] = r.Source, ["cell"] = c.Kind, ["rnn_activation"] = c.RnnActivation,
+        ["peepholes"] = c.Peepholes, ["coupled"] = c.Coupled, ["gru_reset"] = c.GruReset,
+        ["input_size"] = c.InputSize, ["hidden_size"] = c.HiddenSize, ["layers"] = c.Layers, ["bidirectional"] = c.Bidirectional,
+        ["steps"] = c.Steps, ["batch"] = c.Batch, ["lengths"] = c.Lengths,
+        ["x"] = d.X, ["h0"] = d.H0, ["c0"] = c.Kind == "lstm" ? d.C0 : null, ["parameters"] = d.Parameters,
+        ["dy"] = d.Dy, ["dh_t"] = d.DhT, ["dc_t"] = c.Kind == "lstm" ? d.DcT : null,
+        ["y"] = r.Y, ["h_t"] = r.HT, ["c_t"] = r.CT, ["gradients"] = r.Gradients,
+    };
+    File.WriteAllText(path, JsonSerializer.Serialize(doc, options));
+    Console.WriteLine($"{Path.GetFileName(path)}: {r.Source}");
+}
+
+static string FindRepositoryRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        if (File.Exists(Path.Combine(dir.FullName, "DeepSeq.MLNet.sln"))) return dir.FullName;
+    throw new DirectoryNotFoundException("Run from inside the repository, or pass the output folder.");
+}
