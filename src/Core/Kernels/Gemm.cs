@@ -77,7 +77,9 @@ public static unsafe class Gemm
                 return;
             }
             nint ia = (nint)pa, ic = (nint)pc;
-            bool byPanels = panels >= 2 * parts || panels >= m / MR;
+            // Tall problems split by rows, so each thread packs only its own rows of A; short ones (a recurrent
+            // step: m = batch) split by column panels of the shared packed B.
+            bool byPanels = m < 2 * parts * MC && panels >= parts;
             int units = byPanels ? panels : (m + MR - 1) / MR;
             parts = Math.Min(parts, units);
             Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
@@ -111,6 +113,7 @@ public static unsafe class Gemm
     }
 
     // Rows [m0, m1) of C, column panels [j0, j1) of packed B.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip the tiered JIT's slow tiers
     static void Compute(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
         float* a, int lda, PackedMatrix b, float* c, int ldc)
     {
@@ -151,6 +154,7 @@ public static unsafe class Gemm
 
     // Packs rows [i0, i0+mc) and depth [p0, p0+kc) of op(A) into MR-row panels: panel r holds, for each p,
     // the MR values alpha · op(A)[i0 + r·MR + 0..MR-1, p0 + p]; rows past mc are zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackA(bool transA, float alpha, float* a, int lda, int i0, int mc, int p0, int kc, float* dst)
     {
         for (int ir = 0; ir < mc; ir += MR)
