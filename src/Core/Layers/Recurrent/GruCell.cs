@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Layers.Recurrent;
@@ -27,7 +28,7 @@ public enum GruResetPlacement
 /// h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
 /// </code>
 /// </summary>
-public sealed class GruCell : RecurrentCell
+public sealed unsafe class GruCell : RecurrentCell
 {
     readonly PackedMatrix? _rzT, _nT, _rz, _n; // BeforeRecurrentMatmul: W_hh split into its [r, z] and n blocks
     float[]? _hh;   // (B, 3H) scratch: recurrent pre-activations of one step (AfterRecurrentMatmul)
@@ -79,21 +80,24 @@ public sealed class GruCell : RecurrentCell
         {
             var hh = Buffer.Ensure(ref _hh, s.Rows * gh).AsSpan(0, s.Rows * gh);
             Gemm.Multiply(false, s.Rows, 1f, s.HPrev, h, RecurrentT, 0f, hh, gh);        // hh = h_{t−1}·W_hhᵀ
-            for (int b = 0; b < s.Rows; b++)
-            {
-                var a = s.Gates.Slice(b * gh, gh);
-                var hhRow = hh.Slice(b * gh, gh);
-                TensorPrimitives.Add(hhRow, BiasHh.Value.Data, hhRow);                      // + b_hh
-                var rz = a[..(2 * h)];
-                TensorPrimitives.Add(rz, hhRow[..(2 * h)], rz);
-                TensorPrimitives.Sigmoid(rz, rz);
-                var hn = s.Cache.Slice(b * h, h);
-                hhRow.Slice(2 * h, h).CopyTo(hn);                                            // keep W_hn·h + b_hn
-                var n = a.Slice(2 * h, h);
-                TensorPrimitives.FusedMultiplyAdd(a[..h], hn, n, n);                         // n = tanh(x_n + r ⊙ hn)
-                TensorPrimitives.Tanh(n, n);
-                Blend(s.H.Slice(b * h, h), n, a.Slice(h, h), s.HPrev.Slice(b * h, h));
-            }
+            fixed (float* gates = s.Gates, hhp = hh, bias = BiasHh.Value.Data, hPrev = s.HPrev, hOut = s.H, hnOut = s.Cache)
+                for (int b = 0; b < s.Rows; b++)
+                {
+                    float* a = gates + b * gh, rec = hhp + b * gh;
+                    int row = b * h;
+                    for (int j = 0; j < h; j += Lanes.Width)
+                    {
+                        int n = Math.Min(Lanes.Width, h - j);
+                        var r = Lanes.Sigmoid(Lanes.Load(a + j, n) + Lanes.Load(rec + j, n) + Lanes.Load(bias + j, n));
+                        var z = Lanes.Sigmoid(Lanes.Load(a + h + j, n) + Lanes.Load(rec + h + j, n) + Lanes.Load(bias + h + j, n));
+                        var hn = Lanes.Load(rec + 2 * h + j, n) + Lanes.Load(bias + 2 * h + j, n);   // W_hn·h_{t−1} + b_hn
+                        var nn = Lanes.Tanh(Lanes.Load(a + 2 * h + j, n) + r * hn);
+                        var hp = Lanes.Load(hPrev + row + j, n);
+                        Lanes.Store(a + j, r, n); Lanes.Store(a + h + j, z, n); Lanes.Store(a + 2 * h + j, nn, n);
+                        Lanes.Store(hnOut + row + j, hn, n);
+                        Lanes.Store(hOut + row + j, nn + z * (hp - nn), n);               // (1 − z) ⊙ n + z ⊙ h_{t−1}
+                    }
+                }
         }
         else
         {
@@ -127,51 +131,58 @@ public sealed class GruCell : RecurrentCell
         int h = HiddenSize, gh = 3 * h;
         if (After)
         {
-            for (int b = 0; b < s.Rows; b++)
-            {
-                var a = s.Gates.Slice(b * gh, gh);
-                var dx = s.DGatesX.Slice(b * gh, gh);
-                var dhh = s.DGatesH.Slice(b * gh, gh);
-                int row = b * h;
-                for (int j = 0; j < h; j++)
+            fixed (float* gates = s.Gates, hPrev = s.HPrev, hnIn = s.Cache, dhIn = s.DH, dgx = s.DGatesX, dgh = s.DGatesH)
+                for (int b = 0; b < s.Rows; b++)
                 {
-                    float r = a[j], z = a[h + j], n = a[2 * h + j], hp = s.HPrev[row + j], hn = s.Cache[row + j], dh = s.DH[row + j];
-                    float dan = dh * (1f - z) * (1f - n * n);
-                    float dar = dan * hn * r * (1f - r);
-                    float daz = dh * (hp - n) * z * (1f - z);
-                    dx[j] = dar; dx[h + j] = daz; dx[2 * h + j] = dan;
-                    dhh[j] = dar; dhh[h + j] = daz; dhh[2 * h + j] = dan * r;         // d/d(W_hn·h + b_hn) = dan ⊙ r
+                    float* a = gates + b * gh, dx = dgx + b * gh, dhh = dgh + b * gh;
+                    int row = b * h;
+                    for (int j = 0; j < h; j += Lanes.Width)
+                    {
+                        int n = Math.Min(Lanes.Width, h - j);
+                        var r = Lanes.Load(a + j, n); var z = Lanes.Load(a + h + j, n); var nn = Lanes.Load(a + 2 * h + j, n);
+                        var hp = Lanes.Load(hPrev + row + j, n); var hn = Lanes.Load(hnIn + row + j, n); var dh = Lanes.Load(dhIn + row + j, n);
+                        var one = Vector256<float>.One;
+                        var dan = dh * (one - z) * (one - nn * nn);
+                        var dar = dan * hn * r * (one - r);
+                        var daz = dh * (hp - nn) * z * (one - z);
+                        Lanes.Store(dx + j, dar, n); Lanes.Store(dx + h + j, daz, n); Lanes.Store(dx + 2 * h + j, dan, n);
+                        Lanes.Store(dhh + j, dar, n); Lanes.Store(dhh + h + j, daz, n);
+                        Lanes.Store(dhh + 2 * h + j, dan * r, n);                                 // d/d(W_hn·h + b_hn) = dan ⊙ r
+                    }
                 }
-            }
             Gemm.Multiply(false, s.Rows, 1f, s.DGatesH, gh, Recurrent, 0f, s.DHPrev, h);   // dh_{t−1} = dhh·W_hh
         }
         else
         {
-            for (int b = 0; b < s.Rows; b++)
-            {
-                var a = s.Gates.Slice(b * gh, gh);
-                var dx = s.DGatesX.Slice(b * gh, gh);
-                int row = b * h;
-                for (int j = 0; j < h; j++)
+            fixed (float* gates = s.Gates, hPrev = s.HPrev, dhIn = s.DH, dgx = s.DGatesX)
+                for (int b = 0; b < s.Rows; b++)
                 {
-                    float z = a[h + j], n = a[2 * h + j], hp = s.HPrev[row + j], dh = s.DH[row + j];
-                    dx[h + j] = dh * (hp - n) * z * (1f - z);
-                    dx[2 * h + j] = dh * (1f - z) * (1f - n * n);
+                    float* a = gates + b * gh, dx = dgx + b * gh;
+                    int row = b * h;
+                    for (int j = 0; j < h; j += Lanes.Width)
+                    {
+                        int n = Math.Min(Lanes.Width, h - j);
+                        var z = Lanes.Load(a + h + j, n); var nn = Lanes.Load(a + 2 * h + j, n);
+                        var hp = Lanes.Load(hPrev + row + j, n); var dh = Lanes.Load(dhIn + row + j, n);
+                        var one = Vector256<float>.One;
+                        Lanes.Store(dx + h + j, dh * (hp - nn) * z * (one - z), n);
+                        Lanes.Store(dx + 2 * h + j, dh * (one - z) * (one - nn * nn), n);
+                    }
                 }
-            }
             var drh = Buffer.Ensure(ref _drh, s.Rows * h).AsSpan(0, s.Rows * h);
             Gemm.Multiply(false, s.Rows, 1f, s.DGatesX[(2 * h)..], gh, _n!, 0f, drh, h);   // d(r ⊙ h) = da_n·W_hn
-            for (int b = 0; b < s.Rows; b++)
-            {
-                var a = s.Gates.Slice(b * gh, gh);
-                var dx = s.DGatesX.Slice(b * gh, gh);
-                int row = b * h;
-                for (int j = 0; j < h; j++)
+            fixed (float* gates = s.Gates, hPrev = s.HPrev, drhp = drh, dgx = s.DGatesX)
+                for (int b = 0; b < s.Rows; b++)
                 {
-                    float r = a[j], hp = s.HPrev[row + j];
-                    dx[j] = drh[row + j] * hp * r * (1f - r);
+                    float* a = gates + b * gh, dx = dgx + b * gh;
+                    int row = b * h;
+                    for (int j = 0; j < h; j += Lanes.Width)
+                    {
+                        int n = Math.Min(Lanes.Width, h - j);
+                        var r = Lanes.Load(a + j, n);
+                        Lanes.Store(dx + j, Lanes.Load(drhp + row + j, n) * Lanes.Load(hPrev + row + j, n) * r * (Vector256<float>.One - r), n);
+                    }
                 }
-            }
             Gemm.Multiply(false, s.Rows, 1f, s.DGatesX, gh, _rz!, 0f, s.DHPrev, h);         // dh_{t−1} = da_rz·W_h[rz] …
             for (int b = 0; b < s.Rows; b++)
             {

@@ -1,4 +1,4 @@
-using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Layers.Recurrent;
@@ -31,9 +31,10 @@ public enum PeepholeGates
 /// </code>
 /// Gate blocks in the weights: [i, f, g, o]; coupled: [i, g, o] (no forget weights to learn).
 /// </summary>
-public sealed class LstmCell : RecurrentCell
+public sealed unsafe class LstmCell : RecurrentCell
 {
     readonly int _i, _f, _g, _o; // gate block offsets within a row of G·H values; _f < 0 when coupled
+    float[]? _zeros;             // (H) stands in for absent peepholes
 
     /// <summary>Creates the cell with zero weights.</summary>
     /// <param name="inputSize">Input features (I).</param>
@@ -80,68 +81,74 @@ public sealed class LstmCell : RecurrentCell
     {
         int h = HiddenSize, gh = GateCount * h;
         Gemm.Multiply(false, s.Rows, 1f, s.HPrev, h, RecurrentT, 1f, s.Gates, gh); // a += h_{t−1}·W_hhᵀ
-        for (int b = 0; b < s.Rows; b++)
+        fixed (float* gates = s.Gates, cPrev = s.CPrev, c = s.C, hOut = s.H, tanhC = s.Cache)
+        fixed (float* pi = Peephole(PeepholeInput), pf = Peephole(PeepholeForget), po = Peephole(PeepholeOutput))
         {
-            var a = s.Gates.Slice(b * gh, gh);
-            var cPrev = s.CPrev.Slice(b * h, h);
-            var c = s.C.Slice(b * h, h);
-            var tanhC = s.Cache.Slice(b * h, h);
-            Span<float> i = a.Slice(_i, h), g = a.Slice(_g, h), o = a.Slice(_o, h);
-            if (PeepholeInput is not null) TensorPrimitives.FusedMultiplyAdd(PeepholeInput.Value.Data, cPrev, i, i);
-            TensorPrimitives.Sigmoid(i, i);
-            TensorPrimitives.Tanh(g, g);
-            if (Coupled)
+            for (int b = 0; b < s.Rows; b++)
             {
-                TensorPrimitives.Subtract(g, cPrev, tanhC);                  // scratch: g − c_{t−1}
-                TensorPrimitives.FusedMultiplyAdd(i, tanhC, cPrev, c);       // c = (1 − i) ⊙ c_{t−1} + i ⊙ g
+                float* a = gates + b * gh;
+                int r = b * h;
+                for (int j = 0; j < h; j += Lanes.Width)
+                {
+                    int n = Math.Min(Lanes.Width, h - j);
+                    var cp = Lanes.Load(cPrev + r + j, n);
+                    var i = Lanes.Sigmoid(Lanes.Load(a + _i + j, n) + Lanes.Load(pi + j, n) * cp);
+                    var f = Coupled ? Vector256<float>.One - i : Lanes.Sigmoid(Lanes.Load(a + _f + j, n) + Lanes.Load(pf + j, n) * cp);
+                    var g = Lanes.Tanh(Lanes.Load(a + _g + j, n));
+                    var cNew = f * cp + i * g;
+                    var o = Lanes.Sigmoid(Lanes.Load(a + _o + j, n) + Lanes.Load(po + j, n) * cNew); // peeks at the new c
+                    var tc = Lanes.Tanh(cNew);
+                    Lanes.Store(a + _i + j, i, n); Lanes.Store(a + _g + j, g, n); Lanes.Store(a + _o + j, o, n);
+                    if (!Coupled) Lanes.Store(a + _f + j, f, n);
+                    Lanes.Store(c + r + j, cNew, n);
+                    Lanes.Store(tanhC + r + j, tc, n);
+                    Lanes.Store(hOut + r + j, o * tc, n);
+                }
             }
-            else
-            {
-                var f = a.Slice(_f, h);
-                if (PeepholeForget is not null) TensorPrimitives.FusedMultiplyAdd(PeepholeForget.Value.Data, cPrev, f, f);
-                TensorPrimitives.Sigmoid(f, f);
-                TensorPrimitives.Multiply(i, g, c);
-                TensorPrimitives.FusedMultiplyAdd(f, cPrev, c, c);           // c = f ⊙ c_{t−1} + i ⊙ g
-            }
-            if (PeepholeOutput is not null) TensorPrimitives.FusedMultiplyAdd(PeepholeOutput.Value.Data, c, o, o);
-            TensorPrimitives.Sigmoid(o, o);
-            TensorPrimitives.Tanh(c, tanhC);
-            TensorPrimitives.Multiply(o, tanhC, s.H.Slice(b * h, h));        // h = o ⊙ tanh(c)
         }
     }
 
     internal override void BackwardStep(in StepBackward s)
     {
         int h = HiddenSize, gh = GateCount * h;
-        var pi = PeepholeInput?.Value.Data; var pf = PeepholeForget?.Value.Data; var po = PeepholeOutput?.Value.Data;
-        var dpi = PeepholeInput?.Gradient.Data; var dpf = PeepholeForget?.Gradient.Data; var dpo = PeepholeOutput?.Gradient.Data;
-        for (int b = 0; b < s.Rows; b++)
+        fixed (float* gates = s.Gates, cPrev = s.CPrev, c = s.C, tanhC = s.Cache, dhIn = s.DH, dcIn = s.DC, da = s.DGatesX, dcOut = s.DCPrev)
+        fixed (float* pi = Peephole(PeepholeInput), pf = Peephole(PeepholeForget), po = Peephole(PeepholeOutput))
+        fixed (float* dpi = PeepholeGradient(PeepholeInput), dpf = PeepholeGradient(PeepholeForget), dpo = PeepholeGradient(PeepholeOutput))
         {
-            var a = s.Gates.Slice(b * gh, gh);
-            var da = s.DGatesX.Slice(b * gh, gh);
-            int r = b * h;
-            for (int j = 0; j < h; j++)
+            var one = Vector256<float>.One;
+            for (int b = 0; b < s.Rows; b++)
             {
-                float i = a[_i + j], g = a[_g + j], o = a[_o + j], f = Coupled ? 1f - i : a[_f + j];
-                float cPrev = s.CPrev[r + j], c = s.C[r + j], tc = s.Cache[r + j], dh = s.DH[r + j];
-                float dao = dh * tc * o * (1f - o);                        // h = o ⊙ tanh(c)
-                float dc = s.DC[r + j] + dh * o * (1f - tc * tc);
-                if (po is not null) { dc += dao * po[j]; dpo![j] += dao * c; }
-                float dai = dc * g * i * (1f - i);                          // c = f ⊙ c_{t−1} + i ⊙ g
-                float dag = dc * i * (1f - g * g);
-                float dcPrev = dc * f;
-                if (Coupled) dai -= dc * cPrev * i * (1f - i);             // f = 1 − i
-                else
+                float* a = gates + b * gh, d = da + b * gh;
+                int r = b * h;
+                for (int j = 0; j < h; j += Lanes.Width)
                 {
-                    float daf = dc * cPrev * f * (1f - f);
-                    da[_f + j] = daf;
-                    if (pf is not null) { dcPrev += daf * pf[j]; dpf![j] += daf * cPrev; }
+                    int n = Math.Min(Lanes.Width, h - j);
+                    var i = Lanes.Load(a + _i + j, n); var g = Lanes.Load(a + _g + j, n); var o = Lanes.Load(a + _o + j, n);
+                    var f = Coupled ? one - i : Lanes.Load(a + _f + j, n);
+                    var cp = Lanes.Load(cPrev + r + j, n); var cNew = Lanes.Load(c + r + j, n); var tc = Lanes.Load(tanhC + r + j, n);
+                    var dh = Lanes.Load(dhIn + r + j, n);
+                    var dao = dh * tc * o * (one - o);                                   // h = o ⊙ tanh(c)
+                    var dc = Lanes.Load(dcIn + r + j, n) + dh * o * (one - tc * tc) + dao * Lanes.Load(po + j, n);
+                    var dai = dc * g * i * (one - i);                                   // c = f ⊙ c_{t−1} + i ⊙ g
+                    var dag = dc * i * (one - g * g);
+                    var dcp = dc * f;
+                    Vector256<float> daf = default;
+                    if (Coupled) dai -= dc * cp * i * (one - i);                         // f = 1 − i
+                    else daf = dc * cp * f * (one - f);
+                    dcp += dai * Lanes.Load(pi + j, n) + daf * Lanes.Load(pf + j, n);    // peepholes read c_{t−1}
+                    Lanes.Store(d + _i + j, dai, n); Lanes.Store(d + _g + j, dag, n); Lanes.Store(d + _o + j, dao, n);
+                    if (!Coupled) Lanes.Store(d + _f + j, daf, n);
+                    Lanes.Store(dcOut + r + j, dcp, n);
+                    if (PeepholeInput is not null) Lanes.Store(dpi + j, Lanes.Load(dpi + j, n) + dai * cp, n);
+                    if (PeepholeForget is not null) Lanes.Store(dpf + j, Lanes.Load(dpf + j, n) + daf * cp, n);
+                    if (PeepholeOutput is not null) Lanes.Store(dpo + j, Lanes.Load(dpo + j, n) + dao * cNew, n);
                 }
-                if (pi is not null) { dcPrev += dai * pi[j]; dpi![j] += dai * cPrev; }
-                da[_i + j] = dai; da[_g + j] = dag; da[_o + j] = dao;
-                s.DCPrev[r + j] = dcPrev;
             }
         }
         Gemm.Multiply(false, s.Rows, 1f, s.DGatesX, gh, Recurrent, 0f, s.DHPrev, h);  // dh_{t−1} = da·W_hh
     }
+
+    // A missing peephole reads as zero weights (and its gradient goes to scratch), so one kernel serves every variant.
+    float[] Peephole(Parameter? p) => p?.Value.Data ?? (_zeros ??= new float[HiddenSize]);
+    float[] PeepholeGradient(Parameter? p) => p?.Gradient.Data ?? (_zeros ??= new float[HiddenSize]);
 }
