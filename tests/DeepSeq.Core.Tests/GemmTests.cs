@@ -75,6 +75,24 @@ public sealed class GemmTests
     }
 
     [TestMethod]
+    [DataRow(false, 1, 1)]
+    [DataRow(false, 300, 70)]
+    [DataRow(true, 257, 33)]
+    public void SingleRowMatchesReference(bool transA, int k, int n)
+    {
+        var rng = new Random(k + n);
+        int lda = transA ? 3 : k; // a column of a 3-wide matrix when transposed
+        var a = GradientCheck.Random(transA ? k * lda : k, rng);
+        var w = GradientCheck.Random(k * n, rng);
+        using var packed = new PackedMatrix(k, n);
+        packed.Pack(false, w, n);
+        var c = GradientCheck.Random(n, rng); var expected = (float[])c.Clone();
+        Gemm.Multiply(transA, 1, 0.5f, a, lda, packed, 1f, c, n);
+        GemmReference.Multiply(transA, false, 1, n, k, 0.5f, a, lda, w, n, 1f, expected, n);
+        GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), "single row");
+    }
+
+    [TestMethod]
     public void RejectsTooSmallBuffers()
     {
         var ex = Assert.ThrowsExactly<ArgumentException>(() => Gemm.Multiply(false, false, 2, 2, 2, 1f, new float[3], 2, new float[4], 2, 0f, new float[4], 2));

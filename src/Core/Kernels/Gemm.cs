@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace DeepSeq.Core.Kernels;
@@ -24,8 +25,8 @@ public static unsafe class Gemm
     internal const int KC = 256; // a KC × NR panel of B (32 KB) stays in L1
     internal const int MC = 96;  // an MC × KC block of A (96 KB) stays in L2
 
-    // Below this many multiply-adds, threading costs more than it saves.
-    const long ParallelThreshold = 1 << 17;
+    // Below this many multiply-adds (about 20 µs on one core), waking a second core costs more than it saves.
+    const long ParallelThreshold = 1 << 20;
 
     /// <summary>Maximum number of threads one multiply uses; defaults to the processor count.</summary>
     public static int MaxThreads { get; set; } = Environment.ProcessorCount;
@@ -69,6 +70,11 @@ public static unsafe class Gemm
                 return;
             }
             int panels = b.Panels;
+            if (m == 1)
+            {
+                RowTimesPanels(transA ? lda : 1, alpha, pa, b, pc); // batch 1: a 6-row tile would waste 5/6 of its work
+                return;
+            }
             long work = (long)m * n * k;
             int parts = work < ParallelThreshold ? 1 : Math.Max(1, MaxThreads);
             if (parts == 1)
@@ -233,6 +239,49 @@ public static unsafe class Gemm
         AddRow(c + 3L * ldc, c30, c31); AddRow(c + 4L * ldc, c40, c41); AddRow(c + 5L * ldc, c50, c51);
     }
 
+    // c[0..n) += alpha · a · B for one row a (elements a[p·stride]), two panels at a time.
+    static void RowTimesPanels(int stride, float alpha, float* a, PackedMatrix b, float* c)
+    {
+        int k = b.Rows, n = b.Columns, panels = b.Panels;
+        float* tile = stackalloc float[2 * NR];
+        for (int jp = 0; jp < panels; jp += 2)
+        {
+            bool pair = jp + 1 < panels;
+            new Span<float>(tile, 2 * NR).Clear();
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                RowKernel(kc, a + (long)pc * stride, stride, b.Panel(pc, kc, jp), pair ? b.Panel(pc, kc, jp + 1) : b.Panel(pc, kc, jp), tile);
+            }
+            int j0 = jp * NR, nr = Math.Min(pair ? 2 * NR : NR, n - j0);
+            for (int j = 0; j < nr; j++) c[j0 + j] += alpha * tile[j];
+        }
+    }
+
+    // tile[0..64) += a · [panel0 | panel1] over kc steps. Eight independent accumulators hide the FMA latency
+    // that a single row cannot interleave otherwise; they are locals of a call-free loop so they stay in registers.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RowKernel(int kc, float* a, int stride, float* p0, float* p1, float* tile)
+    {
+        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+        for (int p = 0; p < kc; p++, a += stride, p0 += NR, p1 += NR)
+        {
+            var x = Vector256.Create(*a);
+            s0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p0), s0);
+            s1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p0 + 8), s1);
+            s2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p0 + 16), s2);
+            s3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p0 + 24), s3);
+            s4 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p1), s4);
+            s5 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p1 + 8), s5);
+            s6 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p1 + 16), s6);
+            s7 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p1 + 24), s7);
+        }
+        (Vector256.Load(tile) + s0).Store(tile); (Vector256.Load(tile + 8) + s1).Store(tile + 8);
+        (Vector256.Load(tile + 16) + s2).Store(tile + 16); (Vector256.Load(tile + 24) + s3).Store(tile + 24);
+        (Vector256.Load(tile + 32) + s4).Store(tile + 32); (Vector256.Load(tile + 40) + s5).Store(tile + 40);
+        (Vector256.Load(tile + 48) + s6).Store(tile + 48); (Vector256.Load(tile + 56) + s7).Store(tile + 56);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void AddRow(float* c, Vector512<float> lo, Vector512<float> hi)
     {
@@ -262,6 +311,9 @@ public static unsafe class Gemm
 public sealed unsafe class PackedMatrix : IDisposable
 {
     float[] _buffer = [];
+    float[]? _source;  // what was packed last (PackIfChanged), with its transposition and leading dimension
+    bool _sourceTransposed;
+    int _sourceLd;
     bool _rented;
 
     /// <summary>Rows (k) of the packed matrix op(B).</summary>
@@ -341,6 +393,24 @@ public sealed unsafe class PackedMatrix : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Packs op(B) unless it equals what this matrix last packed through this method: weights change only at
+    /// optimiser steps, and comparing is several times cheaper than re-packing (a batch-1 forward is dominated
+    /// by packing otherwise). Comparing values, not a version number, keeps it right when a caller writes
+    /// weights directly.
+    /// </summary>
+    public void PackIfChanged(bool transB, ReadOnlySpan<float> b, int ldb)
+    {
+        int used = Rows == 0 || Columns == 0 ? 0 : (transB ? (Columns - 1) * ldb + Rows : (Rows - 1) * ldb + Columns);
+        // Bitwise comparison: vectorised (float equality is not), and any change of bits must re-pack.
+        if (_source is not null && _sourceTransposed == transB && _sourceLd == ldb && _source.Length == used
+            && MemoryMarshal.Cast<float, int>(b[..used]).SequenceEqual(MemoryMarshal.Cast<float, int>(_source.AsSpan())))
+            return;
+        Pack(transB, b, ldb);
+        _source = b[..used].ToArray();
+        _sourceTransposed = transB; _sourceLd = ldb;
     }
 
     // Block at depth pc (kc deep) holds all panels back to back; earlier blocks are KC deep each.

@@ -24,6 +24,7 @@ public abstract class RecurrentCell : IHasParameters
         BiasIh = new Parameter("bias_ih" + suffix, gateCount * hiddenSize);
         BiasHh = new Parameter("bias_hh" + suffix, gateCount * hiddenSize);
         RecurrentT = new PackedMatrix(hiddenSize, gateCount * hiddenSize);
+        InputT = new PackedMatrix(inputSize, gateCount * hiddenSize);
         Recurrent = new PackedMatrix(gateCount * hiddenSize, hiddenSize);
     }
 
@@ -64,8 +65,11 @@ public abstract class RecurrentCell : IHasParameters
     private protected PackedMatrix Recurrent { get; }
 
     // The recurrent weights change only between optimiser steps: pack them once per sequence.
-    internal virtual void PackForForward() => RecurrentT.Pack(true, WeightHh.Value.Data, HiddenSize);
-    internal virtual void PackForBackward() => Recurrent.Pack(false, WeightHh.Value.Data, HiddenSize);
+    internal virtual void PackForForward() => RecurrentT.PackIfChanged(true, WeightHh.Value.Data, HiddenSize);
+    internal virtual void PackForBackward() => Recurrent.PackIfChanged(false, WeightHh.Value.Data, HiddenSize);
+
+    /// <summary>W_ihᵀ packed for the input projection of all steps (I × G·H).</summary>
+    internal PackedMatrix InputT { get; }
 
     /// <summary>One forward step over the active rows: turns pre-activations into gate values, h and c.</summary>
     internal abstract void ForwardStep(in StepForward s);

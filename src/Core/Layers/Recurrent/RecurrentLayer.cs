@@ -54,7 +54,8 @@ public sealed class RecurrentLayer
         CheckOptional(h0.Length, batch * H, "h0"); CheckOptional(c0.Length, batch * H, "c0");
         CheckOptional(hT.Length, batch * H, "hT"); CheckOptional(cT.Length, batch * H, "cT");
         _t = steps; _b = batch;
-        _lengths = lengths.ToArray();
+        if (_lengths.Length != batch) _lengths = new int[batch];
+        lengths.CopyTo(_lengths);
         if (_active.Length < steps) _active = new int[steps];
         for (int t = 0, b = batch; t < steps; t++)
         {
@@ -68,7 +69,8 @@ public sealed class RecurrentLayer
 
         // Input projection of every step at once: gates = x·W_ihᵀ + b_ih (+ b_hh).
         var gates = Buffer.Ensure(ref _gates, tb * GH).AsSpan(0, tb * GH);
-        Gemm.Multiply(false, true, tb, GH, I, 1f, xs, I, Cell.WeightIh.Value.Data, I, 0f, gates, GH);
+        Cell.InputT.PackIfChanged(true, Cell.WeightIh.Value.Data, I);
+        Gemm.Multiply(false, tb, 1f, xs, I, Cell.InputT, 0f, gates, GH);
         var bias = Buffer.Ensure(ref _bias, GH).AsSpan(0, GH);
         Cell.BiasIh.Value.Data.CopyTo(bias);
         if (Cell.RecurrentBiasInProjection) TensorPrimitives.Add(bias, Cell.BiasHh.Value.Data, bias);

@@ -198,15 +198,17 @@ public sealed class RecurrentNetwork : IHasParameters
     void SortByLength(ReadOnlySpan<int> lengths)
     {
         if (_order.Length != lengths.Length) { _order = new int[lengths.Length]; _sortedLengths = new int[lengths.Length]; }
-        for (int i = 0; i < _order.Length; i++) _order[i] = i;
-        var keys = lengths.ToArray();
-        for (int i = 0; i < keys.Length; i++)
-            if (keys[i] < 1 || keys[i] > _t)
-                throw new ArgumentOutOfRangeException(nameof(lengths), keys[i], $"Sequence {i} has length {keys[i]}; lengths must be in [1, {_t}] (empty sequences are not allowed).");
-        // Stable: equal lengths keep their order, so results do not depend on the sort.
-        var sorted = _order.OrderByDescending(i => keys[i]).ToArray();
-        sorted.CopyTo(_order, 0);
-        for (int i = 0; i < _order.Length; i++) _sortedLengths[i] = keys[_order[i]];
+        for (int i = 0; i < lengths.Length; i++)
+            if (lengths[i] < 1 || lengths[i] > _t)
+                throw new ArgumentOutOfRangeException(nameof(lengths), lengths[i], $"Sequence {i} has length {lengths[i]}; lengths must be in [1, {_t}] (empty sequences are not allowed).");
+        // Stable insertion sort by non-increasing length: equal lengths keep their order, and batches are
+        // usually sorted already (bucketed by length), which makes it linear.
+        for (int i = 0; i < _order.Length; i++)
+        {
+            int row = i, len = lengths[i], k = i;
+            for (; k > 0 && _sortedLengths[k - 1] < len; k--) { _order[k] = _order[k - 1]; _sortedLengths[k] = _sortedLengths[k - 1]; }
+            _order[k] = row; _sortedLengths[k] = len;
+        }
     }
 
     // Moves batch rows of a (T, B, width) tensor between the caller's order and the sorted order.
