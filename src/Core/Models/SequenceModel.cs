@@ -1,0 +1,219 @@
+using System.Numerics.Tensors;
+using DeepSeq.Core.Layers;
+using DeepSeq.Core.Layers.Recurrent;
+using DeepSeq.Core.Training;
+
+namespace DeepSeq.Core.Models;
+
+/// <summary>The architecture of a <see cref="SequenceModel"/>.</summary>
+public sealed record SequenceModelConfig
+{
+    /// <summary>Token vocabulary size V (ids 0 … V−1, 0 = padding/unknown); 0 for numeric input.</summary>
+    public int VocabularySize { get; init; }
+    /// <summary>Embedding dimension (token input).</summary>
+    public int EmbeddingSize { get; init; } = 128;
+    /// <summary>Features per step (numeric input).</summary>
+    public int FeatureSize { get; init; }
+    /// <summary>The recurrent cell.</summary>
+    public RecurrentCellSpec Cell { get; init; } = new(RecurrentCellKind.Lstm);
+    /// <summary>Hidden units per direction.</summary>
+    public int HiddenSize { get; init; } = 128;
+    /// <summary>Stacked recurrent layers.</summary>
+    public int Layers { get; init; } = 1;
+    /// <summary>Read sequences in both directions.</summary>
+    public bool Bidirectional { get; init; } = true;
+    /// <summary>How directions combine.</summary>
+    public BidirectionalMerge Merge { get; init; } = BidirectionalMerge.Concat;
+    /// <summary>Pooling over time.</summary>
+    public PoolingKind Pooling { get; init; } = PoolingKind.MaxMean;
+    /// <summary>Attention size for attention pooling.</summary>
+    public int AttentionSize { get; init; } = 64;
+    /// <summary>Dropout on embeddings, between recurrent layers and before the output layer.</summary>
+    public float Dropout { get; init; } = 0.5f;
+    /// <summary>Outputs: 1 for binary classification and regression, K for K classes.</summary>
+    public int Outputs { get; init; } = 1;
+
+    /// <summary>Throws with a clear message when a setting is out of range.</summary>
+    public void Validate()
+    {
+        if (VocabularySize < 0) throw new ArgumentOutOfRangeException(nameof(VocabularySize), VocabularySize, "Must be non-negative.");
+        if (VocabularySize == 0 && FeatureSize < 1) throw new ArgumentException("Set VocabularySize for token input or FeatureSize for numeric input.");
+        if (VocabularySize > 0 && EmbeddingSize < 1) throw new ArgumentOutOfRangeException(nameof(EmbeddingSize), EmbeddingSize, "Must be at least 1.");
+        if (HiddenSize < 1) throw new ArgumentOutOfRangeException(nameof(HiddenSize), HiddenSize, "Must be at least 1.");
+        if (Layers < 1) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "Must be at least 1.");
+        if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Must be in [0, 1).");
+        if (Outputs < 1) throw new ArgumentOutOfRangeException(nameof(Outputs), Outputs, "Must be at least 1.");
+        if (Pooling == PoolingKind.Attention && AttentionSize < 1) throw new ArgumentOutOfRangeException(nameof(AttentionSize), AttentionSize, "Must be at least 1.");
+    }
+}
+
+/// <summary>
+/// Embedding (or numeric input) → dropout → stacked, optionally bidirectional recurrent layers → pooling over
+/// time → dropout → dense output layer producing logits (B, Outputs).
+/// </summary>
+public sealed class SequenceModel : IHasParameters
+{
+    readonly Embedding? _embedding;
+    readonly Dropout _inputDropout, _headDropout;
+    readonly RecurrentNetwork _rnn;
+    readonly SequencePooling? _pooling;
+    readonly Dense _head;
+    // Caches of the last forward, reused across batches.
+    float[]? _x, _y, _hT, _pooled, _dropped, _dPooled, _dY, _dX, _dHT;
+    SequenceBatch? _batch;
+
+    /// <summary>Builds the model with zero weights; call <see cref="Initialize"/>.</summary>
+    public SequenceModel(SequenceModelConfig config, int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
+        int input = config.VocabularySize > 0 ? config.EmbeddingSize : config.FeatureSize;
+        if (config.VocabularySize > 0) _embedding = new Embedding(config.VocabularySize, config.EmbeddingSize, paddingId: 0);
+        _inputDropout = new Dropout(config.Dropout, seed + 101);
+        _rnn = new RecurrentNetwork(config.Cell, input, config.HiddenSize, config.Layers, config.Bidirectional, config.Merge, config.Dropout, seed + 202);
+        int pooledSize;
+        if (config.Pooling == PoolingKind.Last) pooledSize = _rnn.Directions == 2 && config.Merge == BidirectionalMerge.Concat ? 2 * config.HiddenSize : config.HiddenSize;
+        else
+        {
+            _pooling = new SequencePooling(config.Pooling, _rnn.OutputSize, config.AttentionSize);
+            pooledSize = _pooling.OutputSize;
+        }
+        _headDropout = new Dropout(config.Dropout, seed + 303);
+        _head = new Dense(pooledSize, config.Outputs);
+    }
+
+    /// <summary>The architecture.</summary>
+    public SequenceModelConfig Config { get; }
+    /// <summary>The recurrent part.</summary>
+    public RecurrentNetwork Recurrent => _rnn;
+    /// <summary>The embedding, or null for numeric input.</summary>
+    public Embedding? Embedding => _embedding;
+    /// <summary>The pooling layer, or null for <see cref="PoolingKind.Last"/>.</summary>
+    public SequencePooling? Pooling => _pooling;
+    /// <summary>The output layer.</summary>
+    public Dense Head => _head;
+    /// <inheritdoc/>
+    public IReadOnlyList<Parameter> Parameters =>
+        [.. _embedding?.Parameters ?? [], .. _rnn.Parameters, .. _pooling?.Parameters ?? [], .. _head.Parameters];
+
+    /// <summary>Per-token attention weights (T, B) of the last forward, or empty without attention pooling.</summary>
+    public ReadOnlySpan<float> AttentionWeights => _pooling is null ? default : _pooling.AttentionWeights;
+
+    /// <summary>Initialises every weight from <paramref name="random"/>.</summary>
+    public void Initialize(Random random, RecurrentInitializer recurrent = RecurrentInitializer.XavierOrthogonal, bool unitForgetBias = true)
+    {
+        if (_embedding is not null)
+        {
+            Initializers.Initialize(_embedding, random);
+            // N(0, 1) rows are large next to Xavier weights; N(0, 0.1²) trains faster with Adam (Keras uses U(±0.05)).
+            TensorPrimitives.Multiply(_embedding.Table.Value.Data, 0.1f, _embedding.Table.Value.Data);
+        }
+        Initializers.InitializeRecurrent(_rnn, recurrent, unitForgetBias, random);
+        if (_pooling?.AttentionProjection is Dense projection)
+        {
+            Initializers.Initialize(projection, random);
+            Initializers.XavierUniform(_pooling.AttentionVector!.Value.Data, _pooling.AttentionVector.Value.Length, 1, random);
+        }
+        Initializers.Initialize(_head, random);
+    }
+
+    /// <summary>Logits (B, Outputs) for a batch; <paramref name="training"/> turns dropout on.</summary>
+    public void Forward(SequenceBatch batch, Span<float> logits, bool training)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        int t = batch.Steps, b = batch.Count, input = _rnn.InputSize, o = _rnn.OutputSize;
+        if (_embedding is null && batch.Features != Config.FeatureSize)
+            throw new ArgumentException($"The model reads {Config.FeatureSize} features per step; the batch has {batch.Features}.", nameof(batch));
+        if (_embedding is not null && batch.Features != 0)
+            throw new ArgumentException("The model reads token ids; the batch holds numeric features.", nameof(batch));
+        if (logits.Length != b * Config.Outputs) throw new ArgumentException($"Expected {b * Config.Outputs} logits, got {logits.Length}.", nameof(logits));
+        _batch = batch;
+        var x = Buffer.Ensure(ref _x, t * b * input).AsSpan(0, t * b * input);
+        if (_embedding is not null) _embedding.Forward(x, batch.Tokens.AsSpan(0, t * b));
+        else batch.Values.AsSpan(0, t * b * input).CopyTo(x);
+        _inputDropout.Forward(x, x, training);
+        var y = Buffer.Ensure(ref _y, t * b * o).AsSpan(0, t * b * o);
+        var hT = Buffer.Ensure(ref _hT, _rnn.StateLength(b)).AsSpan(0, _rnn.StateLength(b));
+        _rnn.Forward(x, t, b, batch.Lengths, default, default, y, hT, default, training);
+        int p = _head.InputSize;
+        var pooled = Buffer.Ensure(ref _pooled, b * p).AsSpan(0, b * p);
+        if (_pooling is null) LastStates(hT, pooled, b);
+        else _pooling.Forward(pooled, y, t, b, batch.Lengths);
+        var dropped = Buffer.Ensure(ref _dropped, b * p).AsSpan(0, b * p);
+        _headDropout.Forward(dropped, pooled, training);
+        _head.Forward(logits, dropped, b);
+    }
+
+    /// <summary>Backward pass for the last <see cref="Forward"/>: adds every parameter's gradient from dL/dlogits.</summary>
+    public void Backward(ReadOnlySpan<float> dLogits)
+    {
+        var batch = _batch ?? throw new InvalidOperationException("Backward called before Forward.");
+        int t = batch.Steps, b = batch.Count, input = _rnn.InputSize, o = _rnn.OutputSize, p = _head.InputSize;
+        var dDropped = Buffer.Ensure(ref _dPooled, 2 * b * p).AsSpan(0, b * p);
+        var dPooled = _dPooled.AsSpan(b * p, b * p);
+        dDropped.Clear(); dPooled.Clear();
+        _head.Backward(dDropped, dLogits, _dropped.AsSpan(0, b * p), b);
+        _headDropout.Backward(dPooled, dDropped);
+        var dy = Buffer.Ensure(ref _dY, t * b * o).AsSpan(0, t * b * o);
+        var dhT = Buffer.Ensure(ref _dHT, _rnn.StateLength(b)).AsSpan(0, _rnn.StateLength(b));
+        dy.Clear(); dhT.Clear();
+        if (_pooling is null) LastStatesBackward(dPooled, dhT, b);
+        else _pooling.Backward(dy, dPooled, _y.AsSpan(0, t * b * o));
+        bool needInput = _embedding is not null;
+        var dx = needInput ? Buffer.Ensure(ref _dX, t * b * input).AsSpan(0, t * b * input) : default;
+        if (needInput) dx.Clear();
+        _rnn.Backward(dx, dy, dhT, default, default, default);
+        if (_embedding is null) return;
+        // Through the input dropout (in place: its mask zeroes what it dropped), then into the table.
+        var dEmbedded = Buffer.Ensure(ref _dY, t * b * Math.Max(o, input)).AsSpan(0, t * b * input);
+        dEmbedded.Clear();
+        _inputDropout.Backward(dEmbedded, dx);
+        _embedding.Backward(dEmbedded, batch.Tokens.AsSpan(0, t * b));
+    }
+
+    // Last pooling: the top layer's final states, merged like the outputs.
+    void LastStates(ReadOnlySpan<float> hT, Span<float> pooled, int b)
+    {
+        int h = _rnn.HiddenSize, top = (_rnn.LayerCount - 1) * _rnn.Directions;
+        var fwd = hT.Slice(top * b * h, b * h);
+        if (_rnn.Directions == 1) { fwd.CopyTo(pooled); return; }
+        var rev = hT.Slice((top + 1) * b * h, b * h);
+        for (int i = 0; i < b; i++)
+        {
+            if (_rnn.Merge == BidirectionalMerge.Concat)
+            {
+                fwd.Slice(i * h, h).CopyTo(pooled.Slice(i * 2 * h, h));
+                rev.Slice(i * h, h).CopyTo(pooled.Slice(i * 2 * h + h, h));
+            }
+            else
+            {
+                var dst = pooled.Slice(i * h, h);
+                TensorPrimitives.Add(fwd.Slice(i * h, h), rev.Slice(i * h, h), dst);
+                if (_rnn.Merge == BidirectionalMerge.Average) TensorPrimitives.Multiply(dst, 0.5f, dst);
+            }
+        }
+    }
+
+    void LastStatesBackward(ReadOnlySpan<float> dPooled, Span<float> dhT, int b)
+    {
+        int h = _rnn.HiddenSize, top = (_rnn.LayerCount - 1) * _rnn.Directions;
+        var fwd = dhT.Slice(top * b * h, b * h);
+        if (_rnn.Directions == 1) { dPooled[..(b * h)].CopyTo(fwd); return; }
+        var rev = dhT.Slice((top + 1) * b * h, b * h);
+        for (int i = 0; i < b; i++)
+        {
+            if (_rnn.Merge == BidirectionalMerge.Concat)
+            {
+                dPooled.Slice(i * 2 * h, h).CopyTo(fwd.Slice(i * h, h));
+                dPooled.Slice(i * 2 * h + h, h).CopyTo(rev.Slice(i * h, h));
+            }
+            else
+            {
+                float scale = _rnn.Merge == BidirectionalMerge.Average ? 0.5f : 1f;
+                TensorPrimitives.Multiply(dPooled.Slice(i * h, h), scale, fwd.Slice(i * h, h));
+                TensorPrimitives.Multiply(dPooled.Slice(i * h, h), scale, rev.Slice(i * h, h));
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using DeepSeq.Core.Layers;
+using DeepSeq.Core.Layers.Recurrent;
+using DeepSeq.Core.Models;
+
+namespace DeepSeq.Core.Tests;
+
+[TestClass]
+public sealed class SequenceModelTests
+{
+    public static IEnumerable<object[]> Poolings() => Enum.GetValues<PoolingKind>().Select(p => new object[] { p });
+
+    static SequenceBatch TokenBatch(Random rng, int vocabulary)
+    {
+        var batch = new SequenceBatch();
+        batch.Reset(steps: 6, count: 3, features: 0);
+        int[] lengths = [4, 6, 1];
+        lengths.CopyTo(batch.Lengths, 0);
+        for (int t = 0; t < 6; t++)
+            for (int b = 0; b < 3; b++) batch.Tokens[t * 3 + b] = t < lengths[b] ? rng.Next(1, vocabulary) : 0;
+        return batch;
+    }
+
+    static void CheckModel(string name, SequenceModel model, SequenceBatch batch, Random rng)
+    {
+        GradientCheck.Randomize(model, rng, 0.5f);
+        var w = GradientCheck.Random(batch.Count * model.Config.Outputs, rng);
+        var logits = new float[w.Length];
+        double Loss() { model.Forward(batch, logits, training: false); return GradientCheck.Dot(w, logits); }
+        Loss();
+        foreach (var p in model.Parameters) p.ZeroGradient();
+        model.Backward(w);
+        foreach (var p in model.Parameters)
+        {
+            // Only rows of tokens in the batch have an embedding gradient; sample those.
+            if (p == model.Embedding?.Table) continue;
+            GradientCheck.Check($"{name}/{p.Name}", p.Value.Data, p.Gradient.Data, Loss, samples: 10, requireSignal: false);
+        }
+        if (model.Embedding is { } e)
+        {
+            int id = batch.Tokens[0];
+            var row = e.Table.Value.Data.AsSpan(id * e.Dimension, e.Dimension).ToArray();
+            var gradRow = e.Table.Gradient.Data.AsSpan(id * e.Dimension, e.Dimension).ToArray();
+            GradientCheck.Check($"{name}/embedding[{id}]", row, gradRow, () => { row.CopyTo(e.Table.Value.Data, id * e.Dimension); return Loss(); });
+            row.CopyTo(e.Table.Value.Data, id * e.Dimension);
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Poolings))]
+    public void TokenModelGradientsMatchFiniteDifferences(PoolingKind pooling)
+    {
+        var rng = new Random((int)pooling + 20);
+        var model = new SequenceModel(new SequenceModelConfig
+        {
+            VocabularySize = 9, EmbeddingSize = 3, HiddenSize = 4, Bidirectional = true, Pooling = pooling,
+            AttentionSize = 5, Dropout = 0f, Outputs = 2,
+        });
+        CheckModel(pooling.ToString(), model, TokenBatch(rng, 9), rng);
+    }
+
+    [TestMethod]
+    public void NumericModelGradientsMatchFiniteDifferences()
+    {
+        var rng = new Random(30);
+        var model = new SequenceModel(new SequenceModelConfig
+        {
+            FeatureSize = 2, HiddenSize = 4, Layers = 2, Cell = new RecurrentCellSpec(RecurrentCellKind.Gru),
+            Bidirectional = true, Merge = BidirectionalMerge.Sum, Pooling = PoolingKind.Last, Dropout = 0f, Outputs = 1,
+        });
+        var batch = new SequenceBatch();
+        batch.Reset(5, 2, 2);
+        batch.Lengths[0] = 5; batch.Lengths[1] = 3;
+        for (int i = 0; i < 20; i++) batch.Values[i] = rng.NextSingle() - 0.5f;
+        CheckModel("numeric", model, batch, rng);
+    }
+
+    [TestMethod]
+    public void AttentionWeightsSumToOneOverEachSequence()
+    {
+        var rng = new Random(31);
+        var model = new SequenceModel(new SequenceModelConfig { VocabularySize = 9, EmbeddingSize = 3, HiddenSize = 4, Pooling = PoolingKind.Attention, Dropout = 0f });
+        model.Initialize(rng);
+        var batch = TokenBatch(rng, 9);
+        model.Forward(batch, new float[3], training: false);
+        var alpha = model.AttentionWeights;
+        Assert.AreEqual(6 * 3, alpha.Length);
+        for (int b = 0; b < 3; b++)
+        {
+            double sum = 0;
+            for (int t = 0; t < 6; t++)
+            {
+                if (t >= batch.Lengths[b]) Assert.AreEqual(0f, alpha[t * 3 + b], "no weight on padding");
+                sum += alpha[t * 3 + b];
+            }
+            Assert.AreEqual(1.0, sum, 1e-5);
+        }
+    }
+}
