@@ -78,6 +78,25 @@ public sealed class SequenceTrainerTests
     }
 
     [TestMethod]
+    public void TrainingLogsEpochsToMLContextLog()
+    {
+        var ml = new MLContext(seed: 1);
+        var messages = new List<string>();
+        ml.Log += (_, e) => { lock (messages) messages.Add(e.Message); };
+        var data = ml.Data.LoadFromEnumerable(TestData.Reviews(100, 1));
+        var tokens = TestData.Tokenizer(ml).Fit(data).Transform(data);
+        var options = TestData.SmallBinary();
+        options.Epochs = 2;
+        options.ValidationData = tokens;
+        ml.DeepSeq().BinaryClassification(options).Fit(tokens);
+        lock (messages)
+        {
+            Assert.IsTrue(messages.Any(m => m.Contains("Epoch 2/2") && m.Contains("validation loss") && m.Contains("sequences/s")), string.Join("\n", messages.TakeLast(20)));
+            Assert.IsTrue(messages.Any(m => m.Contains("Kept the weights of epoch")));
+        }
+    }
+
+    [TestMethod]
     public void CrossValidateRunsEveryFold()
     {
         var ml = new MLContext(seed: 2);

@@ -152,7 +152,8 @@ public static class SequenceTrainer
                 if (!float.IsFinite(loss) || !double.IsFinite(norm))
                 {
                     divergence = $"Training diverged in epoch {epoch}, batch {k + 1}: loss {loss}, gradient norm {norm}. " +
-                        $"Kept the weights of epoch {bestEpoch} (the best so far); try a lower learning rate or gradient clipping.";
+                        (bestEpoch > 0 ? $"Kept the weights of epoch {bestEpoch} (the best so far)" : "No epoch had completed; kept the initial weights") +
+                        "; try a lower learning rate or gradient clipping.";
                     break;
                 }
                 if (options.GradientClipValue > 0) GradientClipper.ClipByValue(parameters, options.GradientClipValue);
@@ -180,7 +181,7 @@ public static class SequenceTrainer
             else if (options.EarlyStoppingPatience > 0 && ++sinceBest >= options.EarlyStoppingPatience) break;
             optimizer.LearningRate *= options.LearningRateDecay;
         }
-        if (bestEpoch > 0) Restore(parameters, best);
+        if (bestEpoch > 0 || divergence is not null) Restore(parameters, best); // best = the initial weights until an epoch completes
         return new TrainingReport(epochs, bestEpoch, cancelled, divergence, clock.Elapsed);
     }
 
