@@ -12,8 +12,6 @@ internal static class SequenceFitting
 {
     sealed class ClassName { public string Name = ""; }
 
-    static string Role(SequenceTask task) => "label";
-
     static string ExpectedLabel(SequenceTask task) => task switch
     {
         SequenceTask.BinaryClassification => "Boolean",
@@ -36,14 +34,14 @@ internal static class SequenceFitting
             throw Mismatch("feature", o.FeatureColumnName, "vector of Key<UInt32> (token ids) or vector of Single (steps × features)", feature.Type.ToString() ?? "");
         if (needLabel)
         {
-            var label = schema.GetColumnOrNull(o.LabelColumnName) ?? throw Missing(Role(task), o.LabelColumnName);
+            var label = schema.GetColumnOrNull(o.LabelColumnName) ?? throw Missing("label", o.LabelColumnName);
             bool ok = task switch
             {
                 SequenceTask.BinaryClassification => label.Type is BooleanDataViewType,
                 SequenceTask.MulticlassClassification => label.Type is KeyDataViewType,
                 _ => label.Type is NumberDataViewType { RawType: var t } && t == typeof(float),
             };
-            if (!ok) throw Mismatch(Role(task), o.LabelColumnName, ExpectedLabel(task), label.Type.ToString() ?? "");
+            if (!ok) throw Mismatch("label", o.LabelColumnName, ExpectedLabel(task), label.Type.ToString() ?? "");
         }
         return tokens;
     }
@@ -64,7 +62,7 @@ internal static class SequenceFitting
                 SequenceTask.MulticlassClassification => label.IsKey,
                 _ => label.ItemType is NumberDataViewType,
             };
-            if (!ok) throw Mismatch(Role(task), o.LabelColumnName, ExpectedLabel(task), label.ItemType?.ToString() ?? "");
+            if (!ok) throw Mismatch("label", o.LabelColumnName, ExpectedLabel(task), label.ItemType?.ToString() ?? "");
         }
         return Chain(ml, o.FeatureColumnName, tokens, task, ModelFormat.Prefix, ["a", "b"]).GetOutputSchema(input);
     }

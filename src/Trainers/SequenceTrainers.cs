@@ -3,6 +3,27 @@ using Microsoft.ML;
 
 namespace DeepSeq.MLNet;
 
+/// <summary>What the three sequence trainers share: checked options, and fitting through <see cref="SequenceFitting"/>.</summary>
+public abstract class SequenceTrainerEstimator<TOptions> : IEstimator<SequenceModelTransformer> where TOptions : SequenceOptions
+{
+    readonly MLContext _ml;
+    readonly TOptions _options;
+    readonly SequenceTask _task;
+
+    private protected SequenceTrainerEstimator(MLContext ml, TOptions options, SequenceTask task)
+    {
+        _ml = ml ?? throw new ArgumentNullException(nameof(ml));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _options.Validate();
+        _task = task;
+    }
+
+    /// <summary>Reads the data, trains, and returns the model as a transformer.</summary>
+    public SequenceModelTransformer Fit(IDataView input) => SequenceFitting.Fit(_ml, input, _options, _task, $"DeepSeq.Sequence{_task}");
+    /// <summary>The schema of the data the trained model produces.</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => SequenceFitting.OutputShape(_ml, inputSchema, _options, _task);
+}
+
 /// <summary>
 /// Trains a recurrent sequence model for binary classification. Label: Boolean. Features: token ids (vector of
 /// keys) or a numeric vector of steps × features. Outputs <c>Score</c> (logit), <c>Probability</c>,
@@ -17,25 +38,12 @@ namespace DeepSeq.MLNet;
 /// | Required NuGet in addition to Microsoft.ML | DeepSeq.MLNet (pure managed) |
 /// | Exportable to ONNX | No |
 /// </remarks>
-public sealed class SequenceBinaryClassificationTrainer : IEstimator<SequenceModelTransformer>
+public sealed class SequenceBinaryClassificationTrainer : SequenceTrainerEstimator<SequenceBinaryClassificationTrainer.Options>
 {
-    readonly MLContext _ml;
-    readonly Options _options;
-
     /// <summary>Options of <see cref="SequenceBinaryClassificationTrainer"/>.</summary>
     public sealed class Options : SequenceOptions { }
 
-    internal SequenceBinaryClassificationTrainer(MLContext ml, Options options)
-    {
-        _ml = ml ?? throw new ArgumentNullException(nameof(ml));
-        _options = options ?? throw new ArgumentNullException(nameof(options));
-        _options.Validate();
-    }
-
-    /// <inheritdoc/>
-    public SequenceModelTransformer Fit(IDataView input) => SequenceFitting.Fit(_ml, input, _options, SequenceTask.BinaryClassification, "DeepSeq.SequenceBinaryClassification");
-    /// <inheritdoc/>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => SequenceFitting.OutputShape(_ml, inputSchema, _options, SequenceTask.BinaryClassification);
+    internal SequenceBinaryClassificationTrainer(MLContext ml, Options options) : base(ml, options, SequenceTask.BinaryClassification) { }
 }
 
 /// <summary>
@@ -52,25 +60,12 @@ public sealed class SequenceBinaryClassificationTrainer : IEstimator<SequenceMod
 /// | Required NuGet in addition to Microsoft.ML | DeepSeq.MLNet (pure managed) |
 /// | Exportable to ONNX | No |
 /// </remarks>
-public sealed class SequenceMulticlassClassificationTrainer : IEstimator<SequenceModelTransformer>
+public sealed class SequenceMulticlassClassificationTrainer : SequenceTrainerEstimator<SequenceMulticlassClassificationTrainer.Options>
 {
-    readonly MLContext _ml;
-    readonly Options _options;
-
     /// <summary>Options of <see cref="SequenceMulticlassClassificationTrainer"/>.</summary>
     public sealed class Options : SequenceOptions { }
 
-    internal SequenceMulticlassClassificationTrainer(MLContext ml, Options options)
-    {
-        _ml = ml ?? throw new ArgumentNullException(nameof(ml));
-        _options = options ?? throw new ArgumentNullException(nameof(options));
-        _options.Validate();
-    }
-
-    /// <inheritdoc/>
-    public SequenceModelTransformer Fit(IDataView input) => SequenceFitting.Fit(_ml, input, _options, SequenceTask.MulticlassClassification, "DeepSeq.SequenceMulticlassClassification");
-    /// <inheritdoc/>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => SequenceFitting.OutputShape(_ml, inputSchema, _options, SequenceTask.MulticlassClassification);
+    internal SequenceMulticlassClassificationTrainer(MLContext ml, Options options) : base(ml, options, SequenceTask.MulticlassClassification) { }
 }
 
 /// <summary>
@@ -86,23 +81,10 @@ public sealed class SequenceMulticlassClassificationTrainer : IEstimator<Sequenc
 /// | Required NuGet in addition to Microsoft.ML | DeepSeq.MLNet (pure managed) |
 /// | Exportable to ONNX | No |
 /// </remarks>
-public sealed class SequenceRegressionTrainer : IEstimator<SequenceModelTransformer>
+public sealed class SequenceRegressionTrainer : SequenceTrainerEstimator<SequenceRegressionTrainer.Options>
 {
-    readonly MLContext _ml;
-    readonly Options _options;
-
     /// <summary>Options of <see cref="SequenceRegressionTrainer"/>.</summary>
     public sealed class Options : SequenceOptions { }
 
-    internal SequenceRegressionTrainer(MLContext ml, Options options)
-    {
-        _ml = ml ?? throw new ArgumentNullException(nameof(ml));
-        _options = options ?? throw new ArgumentNullException(nameof(options));
-        _options.Validate();
-    }
-
-    /// <inheritdoc/>
-    public SequenceModelTransformer Fit(IDataView input) => SequenceFitting.Fit(_ml, input, _options, SequenceTask.Regression, "DeepSeq.SequenceRegression");
-    /// <inheritdoc/>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => SequenceFitting.OutputShape(_ml, inputSchema, _options, SequenceTask.Regression);
+    internal SequenceRegressionTrainer(MLContext ml, Options options) : base(ml, options, SequenceTask.Regression) { }
 }

@@ -54,7 +54,7 @@ public sealed record SequenceTrainingOptions
     public int EarlyStoppingPatience { get; init; } = 2;
     /// <summary>Seed of shuffling and dropout.</summary>
     public int Seed { get; init; }
-    /// <summary>Receives progress during training (about twice a second and after every epoch).</summary>
+    /// <summary>Receives progress during training: about twice a second, and once after every epoch (then with <c>Batch == Batches</c> and the validation figures).</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
     /// <summary>Stops training; the best weights so far are kept.</summary>
     public CancellationToken CancellationToken { get; init; }
@@ -159,7 +159,8 @@ public static class SequenceTrainer
                 if (options.GradientClipValue > 0) GradientClipper.ClipByValue(parameters, options.GradientClipValue);
                 optimizer.Step();
                 lossSum += (double)loss * n; seen += n;
-                if (options.Progress is not null && (lastReport.Elapsed.TotalSeconds >= 0.5 || k == batches.Count - 1))
+                // The last batch is reported once, with the validation figures, after the epoch.
+                if (options.Progress is not null && lastReport.Elapsed.TotalSeconds >= 0.5 && k < batches.Count - 1)
                 {
                     lastReport.Restart();
                     options.Progress.Report(Progress(epoch, options.Epochs, k + 1, batches.Count, lossSum / seen, seen, epochClock, clock, null, null));
