@@ -3,7 +3,7 @@
 //   dotnet run -c Release --project samples/Sentiment -- --predict "text"   load the saved model and explain
 // Options: --epochs N  --cell lstm|gru|rnn|peephole|coupled  --hidden N  --layers N  --bidirectional true|false
 //          --pooling maxmean|max|mean|last|attention  --embedding N  --max-length N  --batch-size N  --learning-rate X
-//          --dropout X  --vocabulary N  --seed N  --model PATH  --json PATH  --data DIR  --no-baseline
+//          --lr-decay X (per epoch)  --dropout X  --vocabulary N  --seed N  --model PATH  --json PATH  --data DIR  --no-baseline
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -21,9 +21,9 @@ return opts.Predict is not null ? Predictor.Run(opts) : Trainer.Run(opts);
 
 sealed record CommandLine
 {
-    public int Epochs = 4, Hidden = SequenceOptions.Defaults.HiddenSize, Layers = 1, Embedding = SequenceOptions.Defaults.EmbeddingSize;
+    public int Epochs = 5, Hidden = SequenceOptions.Defaults.HiddenSize, Layers = 1, Embedding = SequenceOptions.Defaults.EmbeddingSize;
     public int MaxLength = SequenceOptions.Defaults.MaxLength, BatchSize = SequenceOptions.Defaults.BatchSize, Vocabulary = 20_000, Seed = 1;
-    public float LearningRate = SequenceOptions.Defaults.LearningRate, Dropout = SequenceOptions.Defaults.Dropout;
+    public float LearningRate = SequenceOptions.Defaults.LearningRate, LearningRateDecay = 0.5f, Dropout = SequenceOptions.Defaults.Dropout;
     public SequenceCell Cell = SequenceCell.Lstm;
     public bool Bidirectional = true, Baseline = true;
     public PoolingKind Pooling = PoolingKind.MaxMean;
@@ -52,6 +52,7 @@ sealed record CommandLine
                     case "--seed": o.Seed = Int(); break;
                     case "--learning-rate": o.LearningRate = Float(); break;
                     case "--dropout": o.Dropout = Float(); break;
+                    case "--lr-decay": o.LearningRateDecay = Float(); break;
                     case "--bidirectional": o.Bidirectional = bool.Parse(Next()); break;
                     case "--no-baseline": o.Baseline = false; break;
                     case "--model": o.Model = Next(); break;
@@ -99,7 +100,7 @@ static class Trainer
         {
             FeatureColumnName = "Tokens", Cell = o.Cell, HiddenSize = o.Hidden, Layers = o.Layers, Bidirectional = o.Bidirectional,
             EmbeddingSize = o.Embedding, Pooling = o.Pooling, Dropout = o.Dropout, Epochs = o.Epochs, BatchSize = o.BatchSize,
-            LearningRate = o.LearningRate, MaxLength = o.MaxLength, Seed = o.Seed, ValidationData = tokenizer.Transform(valid),
+            LearningRate = o.LearningRate, LearningRateDecay = o.LearningRateDecay, MaxLength = o.MaxLength, Seed = o.Seed, ValidationData = tokenizer.Transform(valid),
         };
         SequenceModelTransformer sequenceModel = null!;
         AnsiConsole.Progress()
@@ -112,7 +113,7 @@ static class Trainer
                     bar.Value = ((p.Epoch - 1) + (double)p.Batch / p.Batches) / p.Epochs;
                     bar.Description = $"Epoch {p.Epoch}/{p.Epochs} batch {p.Batch}/{p.Batches} loss {p.Loss:F4} {p.SequencesPerSecond:F0} seq/s" +
                         (p.ValidationMetric is double acc ? $" val acc {acc:F4}" : "");
-                    if (p.Batch == p.Batches)
+                    if (p.Batch == p.Batches) // once per epoch, after validation
                         AnsiConsole.MarkupLine($"  epoch {p.Epoch}: train loss {p.Loss:F4}, validation accuracy {p.ValidationMetric:F4}, {p.SequencesPerSecond:F0} reviews/s, ETA {p.Remaining:mm\\:ss}");
                 });
                 sequenceModel = ml.DeepSeq().BinaryClassification(options).Fit(tokenizer.Transform(train));
@@ -132,7 +133,9 @@ static class Trainer
         {
             AnsiConsole.MarkupLine("Training ML.NET's FeaturizeText + SdcaLogisticRegression on the same split …");
             var baselineClock = Stopwatch.StartNew();
+            // The cache lets SDCA shuffle and make its passes without featurizing the text again each time.
             var sdca = ml.Transforms.Text.FeaturizeText("Features", "Text")
+                .AppendCacheCheckpoint(ml)
                 .Append(ml.BinaryClassification.Trainers.SdcaLogisticRegression()).Fit(train);
             baselineSeconds = baselineClock.Elapsed.TotalSeconds;
             baseline = ml.BinaryClassification.Evaluate(sdca.Transform(test));

@@ -31,6 +31,19 @@ public static unsafe class Gemm
     /// <summary>Maximum number of threads one multiply uses; defaults to the processor count.</summary>
     public static int MaxThreads { get; set; } = Environment.ProcessorCount;
 
+    // Set while a caller already keeps every core busy (e.g. the two directions of a bidirectional layer run
+    // side by side): multiplies on this thread then stay on it.
+    [ThreadStatic] static bool t_serial;
+
+    /// <summary>Runs <paramref name="work"/> with every multiply on the calling thread.</summary>
+    public static void Serially(Action work)
+    {
+        bool saved = t_serial;
+        t_serial = true;
+        try { work(); }
+        finally { t_serial = saved; }
+    }
+
     static bool Fast => Vector256.IsHardwareAccelerated;
 
     /// <summary>C = alpha · op(A) · op(B) + beta · C on spans (see the class remarks for the shapes).</summary>
@@ -76,7 +89,7 @@ public static unsafe class Gemm
                 return;
             }
             long work = (long)m * n * k;
-            int parts = work < ParallelThreshold ? 1 : Math.Max(1, MaxThreads);
+            int parts = work < ParallelThreshold || t_serial ? 1 : Math.Max(1, MaxThreads);
             if (parts == 1)
             {
                 Compute(transA, alpha, 0, m, 0, panels, k, pa, lda, b, pc, ldc);

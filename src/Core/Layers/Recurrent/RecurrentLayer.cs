@@ -26,7 +26,7 @@ public sealed class RecurrentLayer
     int[] _lengths = [];
     int _t, _b;
     // Backward scratch.
-    float[]? _bias;    // (G·H) b_ih (+ b_hh)
+    float[]? _bias;    // (G·H) forward: b_ih (+ b_hh); backward: scratch for the bias gradient
     float[]? _dgx, _dgh, _dh, _dhPrev, _dc, _dcPrev, _flip;
 
     /// <summary>Wraps <paramref name="cell"/>; <paramref name="reverse"/> runs each sequence from its end.</summary>
@@ -173,8 +173,20 @@ public sealed class RecurrentLayer
         // Weight gradients of all steps at once; inactive rows hold zero gradients.
         Gemm.Multiply(true, false, GH, I, tb, 1f, dgx, GH, _x.AsSpan(0, tb * I), I, 1f, Cell.WeightIh.Gradient.Data, I);
         Cell.AccumulateRecurrentWeightGradient(dgh, hs[..(tb * H)], cache, tb);
-        SumRows(dgx, tb, GH, Cell.BiasIh.Gradient.Data);
-        SumRows(dgh, tb, GH, Cell.BiasHh.Gradient.Data);
+        if (Cell.SeparateRecurrentGradient)
+        {
+            SumRows(dgx, tb, GH, Cell.BiasIh.Gradient.Data);
+            SumRows(dgh, tb, GH, Cell.BiasHh.Gradient.Data);
+        }
+        else
+        {
+            // b_ih and b_hh enter the same pre-activation, so they share one gradient: sum the rows once.
+            var sum = _bias.AsSpan(0, GH);
+            sum.Clear();
+            SumRows(dgx, tb, GH, sum);
+            TensorPrimitives.Add(Cell.BiasIh.Gradient.Data, sum, Cell.BiasIh.Gradient.Data);
+            TensorPrimitives.Add(Cell.BiasHh.Gradient.Data, sum, Cell.BiasHh.Gradient.Data);
+        }
 
         if (dx.IsEmpty) return;
         var dxs = Buffer.Ensure(ref _flip, tb * Math.Max(H, I)).AsSpan(0, tb * I);

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Layers.Recurrent;
 
@@ -26,10 +27,10 @@ public sealed class RecurrentNetwork : IHasParameters
     int[] _order = [];                   // (B) batch rows sorted by non-increasing length
     int[] _sortedLengths = [];
     int _t, _b;
-    bool _training;
     // Per layer: its (sorted) input and merged output; per direction: its output. Reused across batches.
     readonly float[]?[] _inputs, _outputs, _dirOut;
-    float[]? _grad, _gradIn, _dirGrad, _stateIn, _stateOut, _stateIn2, _stateOut2;
+    float[]? _grad, _stateIn, _stateOut, _stateIn2, _stateOut2;
+    readonly float[]?[] _gradIn = new float[2][], _dirGrad = new float[2][]; // per direction
 
     /// <summary>Creates the network with zero weights (initialise them, e.g. with <c>Initializers.InitializeRecurrent</c>).</summary>
     public RecurrentNetwork(RecurrentCellSpec cell, int inputSize, int hiddenSize, int layers = 1,
@@ -86,12 +87,12 @@ public sealed class RecurrentNetwork : IHasParameters
         int sl = StateLength(batch);
         foreach (var (len, name) in new[] { (h0.Length, "h0"), (c0.Length, "c0"), (hT.Length, "hT"), (cT.Length, "cT") })
             if (len != 0 && len != sl) throw new ArgumentException($"{name} has {len} values, expected L·D·B·H = {sl}.", name);
-        _t = steps; _b = batch; _training = training;
+        _t = steps; _b = batch;
         SortByLength(lengths);
 
         int d = Directions, H = HiddenSize, O = OutputSize, bh = batch * H;
-        var hIn = SortStates(h0, ref _stateIn);
-        var cIn = SortStates(c0, ref _stateIn2);
+        SortStates(h0, ref _stateIn);
+        SortStates(c0, ref _stateIn2);
         var hOut = Buffer.Ensure(ref _stateOut, sl).AsSpan(0, sl);
         var cOut = Buffer.Ensure(ref _stateOut2, sl).AsSpan(0, sl);
         var input = Buffer.Ensure(ref _inputs[0], steps * batch * InputSize).AsSpan(0, steps * batch * InputSize);
@@ -99,14 +100,15 @@ public sealed class RecurrentNetwork : IHasParameters
         for (int l = 0; l < LayerCount; l++)
         {
             int inSize = l == 0 ? InputSize : O;
-            input = _inputs[l].AsSpan(0, steps * batch * inSize);
-            for (int k = 0; k < d; k++)
+            for (int k = 0; k < d; k++) Buffer.Ensure(ref _dirOut[l * d + k], steps * bh);
+            bool noH0 = h0.IsEmpty, noC0 = c0.IsEmpty;
+            ForEachDirection(l, k =>
             {
                 int s = l * d + k;
-                var outK = Buffer.Ensure(ref _dirOut[s], steps * bh).AsSpan(0, steps * bh);
-                _layers[s].Forward(input, steps, batch, _sortedLengths, Slice(hIn, s, bh), Slice(cIn, s, bh), outK,
-                    hOut.Slice(s * bh, bh), _layers[s].Cell.HasCellState ? cOut.Slice(s * bh, bh) : default);
-            }
+                _layers[s].Forward(_inputs[l].AsSpan(0, steps * batch * inSize), steps, batch, _sortedLengths,
+                    Slice(_stateIn, noH0, s, bh), Slice(_stateIn2, noC0, s, bh), _dirOut[s].AsSpan(0, steps * bh),
+                    _stateOut.AsSpan(s * bh, bh), _layers[s].Cell.HasCellState ? _stateOut2.AsSpan(s * bh, bh) : default);
+            });
             var merged = Buffer.Ensure(ref _outputs[l], steps * batch * O).AsSpan(0, steps * batch * O);
             MergeForward(l, merged);
             if (l + 1 < LayerCount)
@@ -128,8 +130,8 @@ public sealed class RecurrentNetwork : IHasParameters
     {
         if (_order.Length == 0) throw new InvalidOperationException("Backward called before Forward.");
         int steps = _t, batch = _b, d = Directions, H = HiddenSize, O = OutputSize, bh = batch * H, sl = StateLength(batch);
-        var dhIn = SortStates(dhT, ref _stateIn);
-        var dcIn = SortStates(dcT, ref _stateIn2);
+        SortStates(dhT, ref _stateIn);
+        SortStates(dcT, ref _stateIn2);
         var dh0s = Buffer.Ensure(ref _stateOut, sl).AsSpan(0, sl);
         var dc0s = Buffer.Ensure(ref _stateOut2, sl).AsSpan(0, sl);
         int maxWidth = Math.Max(InputSize, O);
@@ -139,16 +141,23 @@ public sealed class RecurrentNetwork : IHasParameters
         {
             int inSize = l == 0 ? InputSize : O;
             bool needInput = l > 0 || !dx.IsEmpty;
-            var gradIn = Buffer.Ensure(ref _gradIn, steps * batch * maxWidth).AsSpan(0, steps * batch * inSize);
-            gradIn.Clear();
+            int n = steps * batch * inSize;
             for (int k = 0; k < d; k++)
             {
-                int s = l * d + k;
-                var dk = Buffer.Ensure(ref _dirGrad, steps * bh).AsSpan(0, steps * bh);
-                MergeBackward(grad, dk, k);
-                _layers[s].Backward(needInput ? gradIn : default, dk, Slice(dhIn, s, bh), Slice(dcIn, s, bh),
-                    dh0s.Slice(s * bh, bh), dc0s.Slice(s * bh, bh));
+                Buffer.Ensure(ref _dirGrad[k], steps * bh);
+                MergeBackward(grad, _dirGrad[k].AsSpan(0, steps * bh), k);
+                if (needInput) Buffer.Ensure(ref _gradIn[k], steps * batch * maxWidth).AsSpan(0, n).Clear();
             }
+            // Each direction adds into its own input gradient, so the two can run at once; then they are summed.
+            bool noDh = dhT.IsEmpty, noDc = dcT.IsEmpty;
+            ForEachDirection(l, k =>
+            {
+                int s = l * d + k;
+                _layers[s].Backward(needInput ? _gradIn[k].AsSpan(0, n) : default, _dirGrad[k].AsSpan(0, steps * bh),
+                    Slice(_stateIn, noDh, s, bh), Slice(_stateIn2, noDc, s, bh), _stateOut.AsSpan(s * bh, bh), _stateOut2.AsSpan(s * bh, bh));
+            });
+            var gradIn = needInput ? _gradIn[0].AsSpan(0, n) : default;
+            if (needInput && d == 2) TensorPrimitives.Add(gradIn, _gradIn[1].AsSpan(0, n), gradIn);
             if (l > 0)
             {
                 // Through the dropout between layer l − 1 and l; its output gradient becomes the next grad.
@@ -233,13 +242,19 @@ public sealed class RecurrentNetwork : IHasParameters
             }
     }
 
-    ReadOnlySpan<float> SortStates(ReadOnlySpan<float> states, ref float[]? buffer)
+    void SortStates(ReadOnlySpan<float> states, ref float[]? buffer)
     {
-        if (states.IsEmpty) return default;
-        var sorted = Buffer.Ensure(ref buffer, states.Length).AsSpan(0, states.Length);
-        PermuteStates(states, sorted, toSorted: true);
-        return sorted;
+        if (states.IsEmpty) return;
+        PermuteStates(states, Buffer.Ensure(ref buffer, states.Length).AsSpan(0, states.Length), toSorted: true);
     }
 
-    static ReadOnlySpan<float> Slice(ReadOnlySpan<float> states, int s, int bh) => states.IsEmpty ? default : states.Slice(s * bh, bh);
+    static ReadOnlySpan<float> Slice(float[]? states, bool absent, int s, int bh) => absent ? default : states.AsSpan(s * bh, bh);
+
+    // The two directions of a layer are independent: on a multi-core machine they run side by side, each with
+    // its multiplies on its own thread, instead of sharing every small per-step multiply between cores.
+    void ForEachDirection(int layer, Action<int> run)
+    {
+        if (Directions == 1 || Gemm.MaxThreads < 2 || Environment.ProcessorCount < 2) { for (int k = 0; k < Directions; k++) run(k); return; }
+        Parallel.Invoke(() => Gemm.Serially(() => run(0)), () => Gemm.Serially(() => run(1)));
+    }
 }
