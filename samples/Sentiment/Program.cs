@@ -3,7 +3,7 @@
 //   dotnet run -c Release --project samples/Sentiment -- --predict "text"   load the saved model and explain
 // Options: --epochs N  --cell lstm|gru|rnn|peephole|coupled  --hidden N  --layers N  --bidirectional true|false
 //          --pooling maxmean|max|mean|last|attention  --embedding N  --max-length N  --batch-size N  --learning-rate X
-//          --lr-decay X (per epoch)  --dropout X  --vocabulary N  --seed N  --model PATH  --json PATH  --data DIR  --no-baseline
+//          --lr-decay X (per epoch)  --averaging X (weight moving-average decay, 0 = off)  --keep-end (of reviews longer than --max-length)  --dropout X  --vocabulary N  --seed N  --model PATH  --json PATH  --data DIR  --no-baseline
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -21,11 +21,11 @@ return opts.Predict is not null ? Predictor.Run(opts) : Trainer.Run(opts);
 
 sealed record CommandLine
 {
-    public int Epochs = 5, Hidden = SequenceOptions.Defaults.HiddenSize, Layers = 1, Embedding = SequenceOptions.Defaults.EmbeddingSize;
+    public int Epochs = 6, Hidden = SequenceOptions.Defaults.HiddenSize, Layers = 1, Embedding = SequenceOptions.Defaults.EmbeddingSize;
     public int MaxLength = SequenceOptions.Defaults.MaxLength, BatchSize = SequenceOptions.Defaults.BatchSize, Vocabulary = 20_000, Seed = 1;
-    public float LearningRate = SequenceOptions.Defaults.LearningRate, LearningRateDecay = 0.5f, Dropout = SequenceOptions.Defaults.Dropout;
+    public float LearningRate = SequenceOptions.Defaults.LearningRate, LearningRateDecay = 0.7f, Averaging = 0.998f, Dropout = SequenceOptions.Defaults.Dropout;
     public SequenceCell Cell = SequenceCell.Lstm;
-    public bool Bidirectional = true, Baseline = true;
+    public bool Bidirectional = true, Baseline = true, KeepEnd;
     public PoolingKind Pooling = PoolingKind.MaxMean;
     public string Model = "sentiment-model.zip", Data = ImdbData.DefaultDirectory;
     public string? Json, Predict;
@@ -53,8 +53,10 @@ sealed record CommandLine
                     case "--learning-rate": o.LearningRate = Float(); break;
                     case "--dropout": o.Dropout = Float(); break;
                     case "--lr-decay": o.LearningRateDecay = Float(); break;
+                    case "--averaging": o.Averaging = Float(); break;
                     case "--bidirectional": o.Bidirectional = bool.Parse(Next()); break;
                     case "--no-baseline": o.Baseline = false; break;
+                    case "--keep-end": o.KeepEnd = true; break;
                     case "--model": o.Model = Next(); break;
                     case "--json": o.Json = Next(); break;
                     case "--data": o.Data = Next(); break;
@@ -100,7 +102,7 @@ static class Trainer
         {
             FeatureColumnName = "Tokens", Cell = o.Cell, HiddenSize = o.Hidden, Layers = o.Layers, Bidirectional = o.Bidirectional,
             EmbeddingSize = o.Embedding, Pooling = o.Pooling, Dropout = o.Dropout, Epochs = o.Epochs, BatchSize = o.BatchSize,
-            LearningRate = o.LearningRate, LearningRateDecay = o.LearningRateDecay, MaxLength = o.MaxLength, Seed = o.Seed, ValidationData = tokenizer.Transform(valid),
+            LearningRate = o.LearningRate, LearningRateDecay = o.LearningRateDecay, MaxLength = o.MaxLength, KeepEnd = o.KeepEnd, WeightAveraging = o.Averaging, Seed = o.Seed, ValidationData = tokenizer.Transform(valid),
         };
         SequenceModelTransformer sequenceModel = null!;
         AnsiConsole.Progress()
@@ -172,10 +174,10 @@ static class Trainer
 
 static class Predictor
 {
-    sealed class Scored
+    sealed class Scored // filled by ML.NET
     {
-        public float Probability;
-        public bool PredictedLabel;
+        public float Probability = float.NaN;
+        public bool PredictedLabel = false;
         public float[] AttentionWeights = [];
     }
 

@@ -104,6 +104,8 @@ public abstract class SequenceOptions
     public float GradientClipNorm = Defaults.GradientClipNorm;
     /// <summary>Clamp each gradient value to ±this (0 = off).</summary>
     public float GradientClipValue;
+    /// <summary>Decay of a moving average of the weights used for validation and as the result (0 = off; about 0.998 steadies a noisy plateau).</summary>
+    public float WeightAveraging;
     /// <summary>Recurrent weight initialisation.</summary>
     public RecurrentInitializer Initializer = RecurrentInitializer.XavierOrthogonal;
     /// <summary>Start the LSTM forget-gate bias at 1.</summary>
@@ -138,7 +140,7 @@ public abstract class SequenceOptions
     {
         Epochs = Epochs, BatchSize = BatchSize, Optimizer = Optimizer, LearningRate = LearningRate, LearningRateDecay = LearningRateDecay,
         WeightDecay = WeightDecay, GradientClipNorm = GradientClipNorm, GradientClipValue = GradientClipValue, MaxLength = MaxLength,
-        KeepEnd = KeepEnd, EarlyStoppingPatience = EarlyStoppingPatience, Seed = seed, Progress = progress, CancellationToken = CancellationToken,
+        KeepEnd = KeepEnd, EarlyStoppingPatience = EarlyStoppingPatience, WeightAveraging = WeightAveraging, Seed = seed, Progress = progress, CancellationToken = CancellationToken,
     };
 
     internal void Validate()

@@ -47,6 +47,19 @@ public sealed class SequenceTrainerTests
     }
 
     [TestMethod]
+    public void WeightAveragingKeepsTheAverageTheValidationScored()
+    {
+        var model = Small();
+        var report = SequenceTrainer.Train(model, SequenceTask.BinaryClassification, Counting(600, 1), Counting(200, 2), new SequenceTrainingOptions
+        {
+            Epochs = 6, BatchSize = 16, LearningRate = 0.01f, Seed = 3, EarlyStoppingPatience = 0, WeightAveraging = 0.99f,
+        });
+        Assert.IsGreaterThan(0.9, report.Epochs.Max(e => e.ValidationMetric!.Value));
+        var (_, accuracy) = SequenceTrainer.Evaluate(model, SequenceTask.BinaryClassification, Counting(200, 2));
+        Assert.AreEqual(report.Epochs[report.BestEpoch - 1].ValidationMetric!.Value, accuracy, 1e-9, "the kept weights are the average that was validated");
+    }
+
+    [TestMethod]
     public void DivergenceIsReportedAndTheLastGoodWeightsKept()
     {
         // Regression (MSE is unbounded) with an SGD step of 1e4 and no clipping: the loss overflows within a few batches.

@@ -50,6 +50,12 @@ public sealed record SequenceTrainingOptions
     public int MaxLength { get; init; } = 400;
     /// <summary>When cutting, keep the end of the sequence instead of its start.</summary>
     public bool KeepEnd { get; init; }
+    /// <summary>
+    /// Decay of an exponential moving average of the weights (Polyak averaging), updated after every step and
+    /// used for validation and as the result; 0 turns it off. Around 0.998 smooths the epoch-to-epoch swings
+    /// of a model that is still moving (the effective decay starts lower, as TensorFlow's moving average does).
+    /// </summary>
+    public float WeightAveraging { get; init; }
     /// <summary>Stop after this many epochs without a better validation metric (0 = never); the best weights are restored.</summary>
     public int EarlyStoppingPatience { get; init; } = 2;
     /// <summary>Seed of shuffling and dropout.</summary>
@@ -70,6 +76,7 @@ public sealed record SequenceTrainingOptions
         if (!(GradientClipValue >= 0)) throw new ArgumentOutOfRangeException(nameof(GradientClipValue), GradientClipValue, "Must be non-negative.");
         if (MaxLength < 1) throw new ArgumentOutOfRangeException(nameof(MaxLength), MaxLength, "Must be at least 1.");
         if (EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(EarlyStoppingPatience), EarlyStoppingPatience, "Must be non-negative.");
+        if (!(WeightAveraging >= 0 && WeightAveraging < 1)) throw new ArgumentOutOfRangeException(nameof(WeightAveraging), WeightAveraging, "Must be in [0, 1).");
     }
 }
 
@@ -125,6 +132,9 @@ public static class SequenceTrainer
         var targets = new float[options.BatchSize];
         var probabilities = new float[logits.Length];
         var best = Snapshot(parameters);
+        var averaged = options.WeightAveraging > 0 ? Snapshot(parameters) : null; // moving average of the weights
+        var raw = averaged is not null ? Snapshot(parameters) : null;            // the trained weights while the average is evaluated
+        long steps = 0;
         double bestMetric = double.NegativeInfinity;
         int bestEpoch = 0, sinceBest = 0;
         var epochs = new List<EpochSummary>();
@@ -158,6 +168,13 @@ public static class SequenceTrainer
                 }
                 if (options.GradientClipValue > 0) GradientClipper.ClipByValue(parameters, options.GradientClipValue);
                 optimizer.Step();
+                if (averaged is not null)
+                {
+                    float decay = Math.Min(options.WeightAveraging, (1f + steps) / (10f + steps));
+                    for (int i = 0; i < parameters.Count; i++)
+                        System.Numerics.Tensors.TensorPrimitives.Lerp(parameters[i].Value.Data, averaged[i], decay, averaged[i]); // avg = d·avg + (1 − d)·w
+                }
+                steps++;
                 lossSum += (double)loss * n; seen += n;
                 // The last batch is reported once, with the validation figures, after the epoch.
                 if (options.Progress is not null && lastReport.Elapsed.TotalSeconds >= 0.5 && k < batches.Count - 1)
@@ -168,6 +185,7 @@ public static class SequenceTrainer
             }
             if (divergence is not null || seen == 0) break;
 
+            if (averaged is not null) { Copy(parameters, raw!); Restore(parameters, averaged); } // validate (and keep) the average
             double? validationLoss = null, metric = null;
             if (validation is not null && validation.Count > 0)
                 (validationLoss, metric) = Evaluate(model, task, validation, options.BatchSize, options.MaxLength, options.KeepEnd);
@@ -180,6 +198,7 @@ public static class SequenceTrainer
                 Copy(parameters, best);
             }
             else if (options.EarlyStoppingPatience > 0 && ++sinceBest >= options.EarlyStoppingPatience) break;
+            if (averaged is not null) Restore(parameters, raw!); // training goes on from the trained weights
             optimizer.LearningRate *= options.LearningRateDecay;
         }
         if (bestEpoch > 0 || divergence is not null) Restore(parameters, best); // best = the initial weights until an epoch completes
