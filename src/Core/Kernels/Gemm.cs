@@ -359,7 +359,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(columns);
         Rows = rows; Columns = columns;
         long need = (long)Panels * Gemm.NR * rows;
-        if (need > _buffer.Length) _buffer = Pinned.Allocate(checked((int)need));
+        if (need > _buffer.Length - 16) _buffer = Pinned.Allocate(checked((int)need));
     }
 
     /// <summary>Packs op(B), where B is row-major with leading dimension <paramref name="ldb"/>.</summary>
@@ -372,36 +372,56 @@ public sealed unsafe class PackedMatrix : IDisposable
             throw new ArgumentException($"B ({b.Length} values, leading dimension {ldb}) is too small for {k}×{n}.", nameof(b));
         fixed (float* pb = b)
         {
-            for (int pc = 0; pc < k; pc += Gemm.KC)
+            // Large matrices pack their panels on every core: packing is memory-bound, and otherwise serial.
+            if ((long)k * n >= 1 << 18 && Gemm.MaxThreads > 1 && panels > 1)
             {
-                int kc = Math.Min(Gemm.KC, k - pc);
-                for (int jp = 0; jp < panels; jp++)
+                nint src = (nint)pb;
+                int parts = Math.Min(Gemm.MaxThreads, panels);
+                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
+                    part => PackPanels(transB, (float*)src, ldb, panels * part / parts, panels * (part + 1) / parts));
+            }
+            else PackPanels(transB, pb, ldb, 0, panels);
+        }
+    }
+
+    void PackPanels(bool transB, float* pb, int ldb, int jp0, int jp1)
+    {
+        int k = Rows, n = Columns;
+        for (int pc = 0; pc < k; pc += Gemm.KC)
+        {
+            int kc = Math.Min(Gemm.KC, k - pc);
+            for (int jp = jp0; jp < jp1; jp++)
+            {
+                float* dst = Panel(pc, kc, jp);
+                int j0 = jp * Gemm.NR, nr = Math.Min(Gemm.NR, n - j0);
+                if (!transB)
                 {
-                    float* dst = Panel(pc, kc, jp);
-                    int j0 = jp * Gemm.NR, nr = Math.Min(Gemm.NR, n - j0);
-                    if (!transB)
+                    for (int p = 0; p < kc; p++)
                     {
-                        for (int p = 0; p < kc; p++)
+                        float* src = pb + (long)(pc + p) * ldb + j0;
+                        float* d = dst + p * Gemm.NR;
+                        if (nr == Gemm.NR)
                         {
-                            float* src = pb + (long)(pc + p) * ldb + j0;
-                            float* d = dst + p * Gemm.NR;
-                            int j = 0;
-                            for (; j < nr; j++) d[j] = src[j];
-                            for (; j < Gemm.NR; j++) d[j] = 0f;
+                            Vector256.Load(src).Store(d); Vector256.Load(src + 8).Store(d + 8);
+                            Vector256.Load(src + 16).Store(d + 16); Vector256.Load(src + 24).Store(d + 24);
+                            continue;
                         }
+                        int j = 0;
+                        for (; j < nr; j++) d[j] = src[j];
+                        for (; j < Gemm.NR; j++) d[j] = 0f;
                     }
-                    else
+                }
+                else
+                {
+                    // op(B)[p, j] = B[j, p]: read each stored row contiguously.
+                    for (int j = 0; j < Gemm.NR; j++)
                     {
-                        // op(B)[p, j] = B[j, p]: read each stored row contiguously.
-                        for (int j = 0; j < Gemm.NR; j++)
+                        if (j < nr)
                         {
-                            if (j < nr)
-                            {
-                                float* src = pb + (long)(j0 + j) * ldb + pc;
-                                for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = src[p];
-                            }
-                            else for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = 0f;
+                            float* src = pb + (long)(j0 + j) * ldb + pc;
+                            for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = src[p];
                         }
+                        else for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = 0f;
                     }
                 }
             }
