@@ -12,5 +12,5 @@ foreach (var text in args.Skip(1))
     Console.WriteLine($"{BitConverter.SingleToInt32Bits(p.Score):X8} {BitConverter.SingleToInt32Bits(p.Probability):X8} {p.PredictedLabel}");
 }
 
-sealed class Input { public string Text = ""; public bool Label; }
-sealed class Output { public float Score; public float Probability; public bool PredictedLabel; }
+sealed class Input { public string Text = ""; public bool Label = false; }
+sealed class Output { public float Score = float.NaN; public float Probability = float.NaN; public bool PredictedLabel = false; } // filled by ML.NET

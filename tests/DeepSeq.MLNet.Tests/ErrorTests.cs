@@ -115,7 +115,7 @@ public sealed class ErrorTests
         Assert.AreEqual(30, ModelFormat.Read(blob).Config.VocabularySize, "a valid blob reads back");
         StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => ModelFormat.Read("hello")).Message, "does not hold a DeepSeq model");
         StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => ModelFormat.Read("DeepSeq.v9:AAAA")).Message, "newer DeepSeq format");
-        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => ModelFormat.Read(blob[..^40])).Message, "damaged");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => ModelFormat.Read(blob.AsSpan(0, blob.Length - 40))).Message, "damaged");
         StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => ModelFormat.Read(ModelFormat.Prefix + "!!!")).Message, "damaged");
     }
 
