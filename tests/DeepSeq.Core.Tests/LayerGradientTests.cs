@@ -94,6 +94,29 @@ public sealed class LayerGradientTests
     }
 
     [TestMethod]
+    public void RReluAndDropoutGradientsMatchFiniteDifferencesForAFixedDraw()
+    {
+        // A fresh layer with the same seed draws the same slopes / mask, so the training-mode function is fixed.
+        var rng = new Random(7);
+        var x = GradientCheck.Random(60, rng, 2f).Select(v => MathF.Abs(v) < 0.05f ? v + 0.1f : v).ToArray();
+        var w = GradientCheck.Random(60, rng);
+        var y = new float[60];
+        double RReluLoss() { new RRelu(seed: 5).Forward(y, x, training: true); return GradientCheck.Dot(w, y); }
+        var rrelu = new RRelu(seed: 5);
+        rrelu.Forward(y, x, training: true);
+        var dx = new float[60];
+        rrelu.Backward(dx, w, x);
+        GradientCheck.Check("rrelu", x, dx, RReluLoss, samples: 60);
+
+        double DropoutLoss() { new Dropout(0.4f, seed: 6).Forward(y, x, training: true); return GradientCheck.Dot(w, y); }
+        var dropout = new Dropout(0.4f, seed: 6);
+        dropout.Forward(y, x, training: true);
+        Array.Clear(dx);
+        dropout.Backward(dx, w);
+        GradientCheck.Check("dropout", x, dx, DropoutLoss, samples: 60);
+    }
+
+    [TestMethod]
     public void MaxoutGradientsMatchFiniteDifferences()
     {
         var rng = new Random(8);

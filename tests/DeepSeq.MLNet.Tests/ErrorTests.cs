@@ -63,6 +63,18 @@ public sealed class ErrorTests
     }
 
     [TestMethod]
+    public void InfiniteRegressionLabelIsReported()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = TestData.Sums(10, 1);
+        rows[2].Target = float.PositiveInfinity;
+        var options = new SequenceRegressionTrainer.Options { LabelColumnName = "Target", FeatureColumnName = "Steps", FeaturesPerStep = 2 };
+        var ex = Assert.ThrowsExactly<InvalidOperationException>(() => ml.DeepSeq().Regression(options).Fit(ml.Data.LoadFromEnumerable(rows)));
+        StringAssert.Contains(ex.Message, "Row 2");
+        StringAssert.Contains(ex.Message, "infinite label");
+    }
+
+    [TestMethod]
     public void MissingClassLabelIsReported()
     {
         var ml = new MLContext(seed: 1);
