@@ -97,6 +97,23 @@ public sealed class SequenceTrainerTests
     }
 
     [TestMethod]
+    public void OutputSchemaIsKnownBeforeFitting()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TestData.Reviews(30, 1));
+        var tokens = TestData.Tokenizer(ml).Fit(data).Transform(data);
+        // SchemaShape.Create is internal to ML.NET; estimators receive shapes made by it.
+        var create = typeof(SchemaShape).GetMethod("Create", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static, [typeof(DataViewSchema)])!;
+        var shape = (SchemaShape)create.Invoke(null, [tokens.Schema])!;
+        var output = ml.DeepSeq().BinaryClassification(TestData.SmallBinary()).GetOutputSchema(shape);
+        var names = output.Select(c => c.Name).ToHashSet();
+        foreach (var name in new[] { "Score", "Probability", "PredictedLabel", "AttentionWeights", "Tokens", "Text" }) Assert.Contains(name, names);
+        Assert.IsFalse(names.Any(n => n.StartsWith("__DeepSeq")), "helper columns are dropped");
+        var fitted = ml.DeepSeq().BinaryClassification(TestData.SmallBinary()).Fit(tokens).GetOutputSchema(tokens.Schema);
+        CollectionAssert.AreEquivalent(names.ToList(), fitted.Select(c => c.Name).ToList());
+    }
+
+    [TestMethod]
     public void CrossValidateRunsEveryFold()
     {
         var ml = new MLContext(seed: 2);
