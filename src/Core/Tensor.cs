@@ -23,9 +23,6 @@ public sealed class Tensor
         Data = new float[checked((int)n)];
     }
 
-    /// <summary>The values as a span.</summary>
-    public Span<float> Span => Data;
-
     /// <inheritdoc/>
     public override string ToString() => $"Tensor[{string.Join("×", Shape)}]";
 }

@@ -155,23 +155,26 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
             if (length == 0) throw new InvalidOperationException("The input sequence is empty: a DeepSeq model needs at least one token or step.");
             if (!isTokens && values.Length % f != 0)
                 throw new InvalidOperationException($"The input has {values.Length} values, not a multiple of the {f} features per step the model was trained with.");
-            int used = Math.Min(length, s.MaxLength), skip = s.KeepEnd ? length - used : 0;
+            var (used, skip) = SequenceBatch.Cut(length, s.MaxLength, s.KeepEnd);
             batch.Reset(used, 1, isTokens ? 0 : f);
-            batch.Lengths[0] = used;
             if (isTokens)
+            {
+                var ids = new int[used];
                 for (int t = 0; t < used; t++)
                 {
                     uint key = tokens[skip + t];
                     if (key >= s.Config.VocabularySize)
                         throw new InvalidOperationException($"Token key {key} is outside the model's vocabulary (1…{s.Config.VocabularySize - 1}); the input must come from the same MapValueToKey as in training.");
-                    batch.Tokens[t] = (int)key;
+                    ids[t] = (int)key;
                 }
+                batch.SetTokens(0, ids);
+            }
             else
             {
                 var src = values.Slice(skip * f, used * f);
                 if (!AllFinite(src))
                     throw new InvalidOperationException("The input sequence contains NaN or infinite values.");
-                src.CopyTo(batch.Values);
+                batch.SetValues(0, src);
             }
             var outputs = new float[s.Config.Outputs];
             model.Forward(batch, outputs, training: false);
@@ -218,8 +221,10 @@ internal static class SequenceRows
 
     public static void Binary(RowPrediction p, BinaryOutput o)
     {
+        Span<float> probability = stackalloc float[1];
+        SequenceTrainer.OutputsFromLogits(SequenceTask.BinaryClassification, p.Outputs, probability);
         o.Score = p.Outputs[0];
-        o.Probability = 1f / (1f + MathF.Exp(-p.Outputs[0]));
+        o.Probability = probability[0];
         o.PredictedLabel = p.Outputs[0] > 0;
         o.AttentionWeights = new VBuffer<float>(p.Attention.Length, p.Attention);
     }
@@ -233,7 +238,7 @@ internal static class SequenceRows
     public static void Multiclass(RowPrediction p, MulticlassOutput o)
     {
         var probabilities = new float[p.Outputs.Length];
-        System.Numerics.Tensors.TensorPrimitives.SoftMax(p.Outputs, probabilities);
+        SequenceTrainer.OutputsFromLogits(SequenceTask.MulticlassClassification, p.Outputs, probabilities);
         o.SetProbabilities(probabilities);
         o.PredictedName = p.Model.Saved.ClassNames[System.Numerics.Tensors.TensorPrimitives.IndexOfMax(probabilities)];
         o.AttentionWeights = new VBuffer<float>(p.Attention.Length, p.Attention);

@@ -12,9 +12,10 @@ namespace DeepSeq.Core.Kernels;
 /// The fast path follows the Goto/BLIS structure: op(B) is packed once into column panels of <see cref="NR"/>
 /// (one <see cref="PackedMatrix"/>, reusable across calls — the recurrent weights are packed once per sequence),
 /// op(A) is packed per (KC × MC) block into row panels of <see cref="MR"/>, and a register-blocked
-/// MR × NR FMA micro-kernel on <see cref="Vector256{T}"/> accumulates into C. Work is split over threads by
-/// column panels (or row blocks when there are few panels); every element of C is computed by one thread
-/// with one fixed summation order, so results do not depend on the thread count.
+/// MR × NR FMA micro-kernel (<see cref="Vector512{T}"/>, or <see cref="Vector256{T}"/> halves) accumulates into C;
+/// a single row (batch 1) takes a one-row kernel instead. Work is split over threads by row blocks for tall
+/// problems and by column panels for short ones; every element of C is computed by one thread with one fixed
+/// summation order, so results do not depend on the thread count.
 /// </remarks>
 public static unsafe class Gemm
 {
@@ -137,33 +138,31 @@ public static unsafe class Gemm
         float* a, int lda, PackedMatrix b, float* c, int ldc)
     {
         float* packA = ThreadBuffers.A;
+        float* tile = stackalloc float[MR * NR];
+        for (int pc = 0; pc < k; pc += KC)
         {
-            float* tile = stackalloc float[MR * NR];
-            for (int pc = 0; pc < k; pc += KC)
+            int kc = Math.Min(KC, k - pc);
+            for (int ic = m0; ic < m1; ic += MC)
             {
-                int kc = Math.Min(KC, k - pc);
-                for (int ic = m0; ic < m1; ic += MC)
+                int mc = Math.Min(MC, m1 - ic);
+                PackA(transA, alpha, a, lda, ic, mc, pc, kc, packA);
+                for (int jp = j0; jp < j1; jp++)
                 {
-                    int mc = Math.Min(MC, m1 - ic);
-                    PackA(transA, alpha, a, lda, ic, mc, pc, kc, packA);
-                    for (int jp = j0; jp < j1; jp++)
+                    float* pb = b.Panel(pc, kc, jp);
+                    int jc = jp * NR, nr = Math.Min(NR, b.Columns - jc);
+                    for (int ir = 0; ir < mc; ir += MR)
                     {
-                        float* pb = b.Panel(pc, kc, jp);
-                        int jc = jp * NR, nr = Math.Min(NR, b.Columns - jc);
-                        for (int ir = 0; ir < mc; ir += MR)
+                        int mr = Math.Min(MR, mc - ir);
+                        float* cij = c + (long)(ic + ir) * ldc + jc;
+                        if (mr == MR && nr == NR)
+                            Kernel(kc, packA + ir * kc, pb, cij, ldc);
+                        else
                         {
-                            int mr = Math.Min(MR, mc - ir);
-                            float* cij = c + (long)(ic + ir) * ldc + jc;
-                            if (mr == MR && nr == NR)
-                                Kernel(kc, packA + ir * kc, pb, cij, ldc);
-                            else
-                            {
-                                // Edge tile: compute the full tile on zero-padded panels, add only the valid part.
-                                new Span<float>(tile, MR * NR).Clear();
-                                Kernel(kc, packA + ir * kc, pb, tile, NR);
-                                for (int i = 0; i < mr; i++)
-                                    for (int j = 0; j < nr; j++) cij[(long)i * ldc + j] += tile[i * NR + j];
-                            }
+                            // Edge tile: compute the full tile on zero-padded panels, add only the valid part.
+                            new Span<float>(tile, MR * NR).Clear();
+                            Kernel(kc, packA + ir * kc, pb, tile, NR);
+                            for (int i = 0; i < mr; i++)
+                                for (int j = 0; j < nr; j++) cij[(long)i * ldc + j] += tile[i * NR + j];
                         }
                     }
                 }
@@ -359,7 +358,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(columns);
         Rows = rows; Columns = columns;
         long need = (long)Panels * Gemm.NR * rows;
-        if (need > _buffer.Length - 16) _buffer = Pinned.Allocate(checked((int)need));
+        if (need > Pinned.Capacity(_buffer)) _buffer = Pinned.Allocate(checked((int)need));
     }
 
     /// <summary>Packs op(B), where B is row-major with leading dimension <paramref name="ldb"/>.</summary>
@@ -442,7 +441,8 @@ public sealed unsafe class PackedMatrix : IDisposable
             && MemoryMarshal.Cast<float, int>(b[..used]).SequenceEqual(MemoryMarshal.Cast<float, int>(_source.AsSpan())))
             return;
         Pack(transB, b, ldb);
-        _source = b[..used].ToArray();
+        if (_source is null || _source.Length != used) _source = new float[used]; // kept: training re-packs every step
+        b[..used].CopyTo(_source);
         _sourceTransposed = transB; _sourceLd = ldb;
     }
 

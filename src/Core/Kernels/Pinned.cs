@@ -14,6 +14,9 @@ internal static unsafe class Pinned
 
     public static float[] Allocate(int length) => GC.AllocateUninitializedArray<float>(length + Slack, pinned: true);
 
+    /// <summary>Usable floats from <see cref="Address"/> on; 0 for arrays not from <see cref="Allocate"/> (e.g. empty).</summary>
+    public static int Capacity(float[] array) => Math.Max(0, array.Length - Slack);
+
     /// <summary>64-byte-aligned address of the usable part; valid only for arrays from <see cref="Allocate"/>.</summary>
     public static float* Address(float[] array)
     {

@@ -22,7 +22,38 @@ public sealed class SequenceBatch
     /// <summary>(T, B, F) features, for numeric input.</summary>
     public float[] Values { get; private set; } = [];
 
-    /// <summary>Sizes the batch (reusing its arrays) and clears it; then write <see cref="Lengths"/> and the inputs.</summary>
+    /// <summary>Steps kept of a sequence of <paramref name="length"/> cut to <paramref name="maxLength"/>, and how many are skipped at its start.</summary>
+    public static (int Used, int Skip) Cut(int length, int maxLength, bool keepEnd)
+    {
+        int used = Math.Min(length, maxLength);
+        return (used, keepEnd ? length - used : 0);
+    }
+
+    /// <summary>Writes sequence <paramref name="row"/> (its length is that of <paramref name="tokens"/>, at most <see cref="Steps"/>).</summary>
+    public void SetTokens(int row, ReadOnlySpan<int> tokens)
+    {
+        CheckRow(row, tokens.Length);
+        Lengths[row] = tokens.Length;
+        for (int t = 0; t < tokens.Length; t++) Tokens[t * Count + row] = tokens[t];
+    }
+
+    /// <summary>Writes sequence <paramref name="row"/> from steps × <see cref="Features"/> values.</summary>
+    public void SetValues(int row, ReadOnlySpan<float> values)
+    {
+        int f = Features, steps = f == 0 ? 0 : values.Length / f;
+        if (f == 0 || values.Length % f != 0) throw new ArgumentException($"Expected a multiple of {f} values, got {values.Length}.", nameof(values));
+        CheckRow(row, steps);
+        Lengths[row] = steps;
+        for (int t = 0; t < steps; t++) values.Slice(t * f, f).CopyTo(Values.AsSpan((t * Count + row) * f, f));
+    }
+
+    void CheckRow(int row, int steps)
+    {
+        if ((uint)row >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(row), row, $"The batch has {Count} rows.");
+        if (steps < 1 || steps > Steps) throw new ArgumentOutOfRangeException(nameof(steps), steps, $"A sequence needs 1 to {Steps} steps.");
+    }
+
+    /// <summary>Sizes the batch (reusing its arrays) and clears it; then write each row with <see cref="SetTokens"/> or <see cref="SetValues"/>.</summary>
     public void Reset(int steps, int count, int features)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);

@@ -64,24 +64,14 @@ public sealed class SequenceDataset
     public void Fill(SequenceBatch batch, ReadOnlySpan<int> indices, int maxLength, bool keepEnd)
     {
         int steps = 0;
-        foreach (int i in indices) steps = Math.Max(steps, Math.Min(Length(i), maxLength));
+        foreach (int i in indices) steps = Math.Max(steps, SequenceBatch.Cut(Length(i), maxLength, keepEnd).Used);
         batch.Reset(steps, indices.Length, FeatureSize);
-        int count = indices.Length;
-        for (int k = 0; k < count; k++)
+        for (int k = 0; k < indices.Length; k++)
         {
-            int i = indices[k], len = Length(i), used = Math.Min(len, maxLength), skip = keepEnd ? len - used : 0;
-            batch.Lengths[k] = used;
-            if (FeatureSize == 0)
-            {
-                var src = Tokens(i);
-                for (int t = 0; t < used; t++) batch.Tokens[t * count + k] = src[skip + t];
-            }
-            else
-            {
-                var src = Values(i);
-                int f = FeatureSize;
-                for (int t = 0; t < used; t++) src.Slice((skip + t) * f, f).CopyTo(batch.Values.AsSpan((t * count + k) * f, f));
-            }
+            int i = indices[k];
+            var (used, skip) = SequenceBatch.Cut(Length(i), maxLength, keepEnd);
+            if (FeatureSize == 0) batch.SetTokens(k, Tokens(i).Slice(skip, used));
+            else batch.SetValues(k, Values(i).Slice(skip * FeatureSize, used * FeatureSize));
         }
     }
 }

@@ -73,7 +73,7 @@ public sealed class SequenceModel : IHasParameters
         _inputDropout = new Dropout(config.Dropout, seed + 101);
         _rnn = new RecurrentNetwork(config.Cell, input, config.HiddenSize, config.Layers, config.Bidirectional, config.Merge, config.Dropout, seed + 202);
         int pooledSize;
-        if (config.Pooling == PoolingKind.Last) pooledSize = _rnn.Directions == 2 && config.Merge == BidirectionalMerge.Concat ? 2 * config.HiddenSize : config.HiddenSize;
+        if (config.Pooling == PoolingKind.Last) pooledSize = _rnn.OutputSize; // final states merge like the outputs
         else
         {
             _pooling = new SequencePooling(config.Pooling, _rnn.OutputSize, config.AttentionSize);
@@ -103,12 +103,8 @@ public sealed class SequenceModel : IHasParameters
     /// <summary>Initialises every weight from <paramref name="random"/>.</summary>
     public void Initialize(Random random, RecurrentInitializer recurrent = RecurrentInitializer.XavierOrthogonal, bool unitForgetBias = true)
     {
-        if (_embedding is not null)
-        {
-            Initializers.Initialize(_embedding, random);
-            // N(0, 1) rows are large next to Xavier weights; N(0, 0.1²) trains faster with Adam (Keras uses U(±0.05)).
-            TensorPrimitives.Multiply(_embedding.Table.Value.Data, 0.1f, _embedding.Table.Value.Data);
-        }
+        // N(0, 1) rows are large next to Xavier weights; N(0, 0.1²) trains faster with Adam (Keras uses U(±0.05)).
+        if (_embedding is not null) Initializers.Initialize(_embedding, random, standardDeviation: 0.1f);
         Initializers.InitializeRecurrent(_rnn, recurrent, unitForgetBias, random);
         if (_pooling?.AttentionProjection is Dense projection)
         {
@@ -175,45 +171,13 @@ public sealed class SequenceModel : IHasParameters
     // Last pooling: the top layer's final states, merged like the outputs.
     void LastStates(ReadOnlySpan<float> hT, Span<float> pooled, int b)
     {
-        int h = _rnn.HiddenSize, top = (_rnn.LayerCount - 1) * _rnn.Directions;
-        var fwd = hT.Slice(top * b * h, b * h);
-        if (_rnn.Directions == 1) { fwd.CopyTo(pooled); return; }
-        var rev = hT.Slice((top + 1) * b * h, b * h);
-        for (int i = 0; i < b; i++)
-        {
-            if (_rnn.Merge == BidirectionalMerge.Concat)
-            {
-                fwd.Slice(i * h, h).CopyTo(pooled.Slice(i * 2 * h, h));
-                rev.Slice(i * h, h).CopyTo(pooled.Slice(i * 2 * h + h, h));
-            }
-            else
-            {
-                var dst = pooled.Slice(i * h, h);
-                TensorPrimitives.Add(fwd.Slice(i * h, h), rev.Slice(i * h, h), dst);
-                if (_rnn.Merge == BidirectionalMerge.Average) TensorPrimitives.Multiply(dst, 0.5f, dst);
-            }
-        }
+        int bh = b * _rnn.HiddenSize, top = (_rnn.LayerCount - 1) * _rnn.Directions;
+        _rnn.MergeDirections(hT.Slice(top * bh, bh), _rnn.Directions == 2 ? hT.Slice((top + 1) * bh, bh) : default, pooled, b);
     }
 
     void LastStatesBackward(ReadOnlySpan<float> dPooled, Span<float> dhT, int b)
     {
-        int h = _rnn.HiddenSize, top = (_rnn.LayerCount - 1) * _rnn.Directions;
-        var fwd = dhT.Slice(top * b * h, b * h);
-        if (_rnn.Directions == 1) { dPooled[..(b * h)].CopyTo(fwd); return; }
-        var rev = dhT.Slice((top + 1) * b * h, b * h);
-        for (int i = 0; i < b; i++)
-        {
-            if (_rnn.Merge == BidirectionalMerge.Concat)
-            {
-                dPooled.Slice(i * 2 * h, h).CopyTo(fwd.Slice(i * h, h));
-                dPooled.Slice(i * 2 * h + h, h).CopyTo(rev.Slice(i * h, h));
-            }
-            else
-            {
-                float scale = _rnn.Merge == BidirectionalMerge.Average ? 0.5f : 1f;
-                TensorPrimitives.Multiply(dPooled.Slice(i * h, h), scale, fwd.Slice(i * h, h));
-                TensorPrimitives.Multiply(dPooled.Slice(i * h, h), scale, rev.Slice(i * h, h));
-            }
-        }
+        int bh = b * _rnn.HiddenSize, top = (_rnn.LayerCount - 1) * _rnn.Directions;
+        for (int k = 0; k < _rnn.Directions; k++) _rnn.SplitDirection(dPooled, dhT.Slice((top + k) * bh, bh), k, b);
     }
 }

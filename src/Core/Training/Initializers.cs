@@ -21,9 +21,12 @@ public static class Initializers
 
     /// <summary>N(0, gain²/fanIn) with gain √2 for ReLU (He et al. 2015).</summary>
     public static void HeNormal(Span<float> w, int fanIn, Random random, float gain = 1.41421356f)
+        => Normal(w, gain / MathF.Sqrt(fanIn), random);
+
+    /// <summary>N(0, σ²).</summary>
+    public static void Normal(Span<float> w, float standardDeviation, Random random)
     {
-        float std = gain / MathF.Sqrt(fanIn);
-        for (int i = 0; i < w.Length; i++) w[i] = std * Gaussian(random);
+        for (int i = 0; i < w.Length; i++) w[i] = standardDeviation * Gaussian(random);
     }
 
     /// <summary>U(−bound, bound).</summary>
@@ -99,11 +102,11 @@ public static class Initializers
         if (dense.Bias is not null) Array.Clear(dense.Bias.Value.Data);
     }
 
-    /// <summary>N(0, 1) rows, the padding row zero (PyTorch's <c>nn.Embedding</c>).</summary>
-    public static void Initialize(Embedding embedding, Random random)
+    /// <summary>N(0, σ²) rows, the padding row zero (σ = 1 is PyTorch's <c>nn.Embedding</c>).</summary>
+    public static void Initialize(Embedding embedding, Random random, float standardDeviation = 1f)
     {
         var w = embedding.Table.Value.Data;
-        for (int i = 0; i < w.Length; i++) w[i] = Gaussian(random);
+        Normal(w, standardDeviation, random);
         if (embedding.PaddingId is int p) Array.Clear(w, p * embedding.Dimension, embedding.Dimension);
     }
 

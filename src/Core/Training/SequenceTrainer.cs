@@ -215,18 +215,20 @@ public static class SequenceTrainer
         foreach (var indices in Batches(data, batchSize, maxLength, rng: null))
         {
             data.Fill(batch, indices, maxLength, keepEnd);
-            var out_ = logits.AsSpan(0, indices.Length * outputs);
-            model.Forward(batch, out_, training: false);
+            var rows = logits.AsSpan(0, indices.Length * outputs);
+            model.Forward(batch, rows, training: false);
             for (int k = 0; k < indices.Length; k++)
-            {
-                var row = out_.Slice(k * outputs, outputs);
-                var dst = result.AsSpan(indices[k] * outputs, outputs);
-                if (task == SequenceTask.BinaryClassification) dst[0] = 1f / (1f + MathF.Exp(-row[0]));
-                else if (task == SequenceTask.MulticlassClassification) System.Numerics.Tensors.TensorPrimitives.SoftMax(row, dst);
-                else row.CopyTo(dst);
-            }
+                OutputsFromLogits(task, rows.Slice(k * outputs, outputs), result.AsSpan(indices[k] * outputs, outputs));
         }
         return result;
+    }
+
+    /// <summary>What a model's logits mean for its task: σ(logit) (binary), softmax (multiclass) or the value (regression).</summary>
+    public static void OutputsFromLogits(SequenceTask task, ReadOnlySpan<float> logits, Span<float> outputs)
+    {
+        if (task == SequenceTask.BinaryClassification) outputs[0] = 1f / (1f + MathF.Exp(-logits[0]));
+        else if (task == SequenceTask.MulticlassClassification) System.Numerics.Tensors.TensorPrimitives.SoftMax(logits, outputs);
+        else logits.CopyTo(outputs);
     }
 
     /// <summary>Mean loss and metric (accuracy, or −MSE for regression) over a data set.</summary>

@@ -25,8 +25,8 @@ public sealed class RecurrentLayer
     int[] _active = []; // (T) B_t
     int[] _lengths = [];
     int _t, _b;
+    float[]? _bias;    // (G·H) forward: b_ih (+ b_hh); backward: the shared bias gradient
     // Backward scratch.
-    float[]? _bias;    // (G·H) forward: b_ih (+ b_hh); backward: scratch for the bias gradient
     float[]? _dgx, _dgh, _dh, _dhPrev, _dc, _dcPrev, _flip;
 
     /// <summary>Wraps <paramref name="cell"/>; <paramref name="reverse"/> runs each sequence from its end.</summary>
@@ -230,11 +230,17 @@ public sealed class RecurrentLayer
         if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
         for (int b = 0; b < batch; b++)
         {
-            if (lengths[b] < 1 || lengths[b] > steps)
-                throw new ArgumentOutOfRangeException(nameof(lengths), lengths[b], $"Sequence {b} has length {lengths[b]}; lengths must be in [1, {steps}] (empty sequences are not allowed).");
+            CheckSequenceLength(lengths[b], b, steps);
             if (b > 0 && lengths[b] > lengths[b - 1])
                 throw new ArgumentException("Lengths must be non-increasing; RecurrentNetwork sorts a batch for you.", nameof(lengths));
         }
+    }
+
+    /// <summary>Throws unless sequence <paramref name="index"/>'s length is in [1, steps].</summary>
+    internal static void CheckSequenceLength(int length, int index, int steps)
+    {
+        if (length < 1 || length > steps)
+            throw new ArgumentOutOfRangeException("lengths", length, $"Sequence {index} has length {length}; lengths must be in [1, {steps}] (empty sequences are not allowed).");
     }
 
     static void CheckLength(int actual, int expected, string name)

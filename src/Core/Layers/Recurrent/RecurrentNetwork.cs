@@ -180,36 +180,48 @@ public sealed class RecurrentNetwork : IHasParameters
     {
         int H = HiddenSize, rows = _t * _b;
         var fwd = _dirOut[l * Directions].AsSpan(0, rows * H);
-        if (!Bidirectional) { fwd.CopyTo(merged); return; }
-        var rev = _dirOut[l * 2 + 1].AsSpan(0, rows * H);
-        if (Merge == BidirectionalMerge.Concat)
-            for (int r = 0; r < rows; r++)
-            {
-                fwd.Slice(r * H, H).CopyTo(merged.Slice(r * 2 * H, H));
-                rev.Slice(r * H, H).CopyTo(merged.Slice(r * 2 * H + H, H));
-            }
-        else
-        {
-            TensorPrimitives.Add(fwd, rev, merged);
-            if (Merge == BidirectionalMerge.Average) TensorPrimitives.Multiply(merged, 0.5f, merged);
-        }
+        var rev = Bidirectional ? _dirOut[l * 2 + 1].AsSpan(0, rows * H) : default;
+        MergeDirections(fwd, rev, merged, rows);
     }
 
     // Gradient of direction k's output from the gradient of the merged output.
-    void MergeBackward(ReadOnlySpan<float> grad, Span<float> dk, int k)
+    void MergeBackward(ReadOnlySpan<float> grad, Span<float> dk, int k) => SplitDirection(grad, dk, k, _t * _b);
+
+    /// <summary>
+    /// Combines per-direction rows (rows, H) — outputs or final states — as <see cref="Merge"/> says into
+    /// (rows, <see cref="OutputSize"/>); <paramref name="reverse"/> is empty for one direction.
+    /// </summary>
+    internal void MergeDirections(ReadOnlySpan<float> forward, ReadOnlySpan<float> reverse, Span<float> merged, int rows)
     {
-        int H = HiddenSize, rows = _t * _b;
-        if (!Bidirectional || Merge == BidirectionalMerge.Sum) grad[..(rows * H)].CopyTo(dk);
-        else if (Merge == BidirectionalMerge.Average) TensorPrimitives.Multiply(grad[..(rows * H)], 0.5f, dk);
-        else for (int r = 0; r < rows; r++) grad.Slice(r * 2 * H + k * H, H).CopyTo(dk.Slice(r * H, H));
+        int H = HiddenSize;
+        if (!Bidirectional) { forward[..(rows * H)].CopyTo(merged); return; }
+        if (Merge == BidirectionalMerge.Concat)
+            for (int r = 0; r < rows; r++)
+            {
+                forward.Slice(r * H, H).CopyTo(merged.Slice(r * 2 * H, H));
+                reverse.Slice(r * H, H).CopyTo(merged.Slice(r * 2 * H + H, H));
+            }
+        else
+        {
+            var m = merged[..(rows * H)];
+            TensorPrimitives.Add(forward[..(rows * H)], reverse[..(rows * H)], m);
+            if (Merge == BidirectionalMerge.Average) TensorPrimitives.Multiply(m, 0.5f, m);
+        }
+    }
+
+    /// <summary>The gradient of direction <paramref name="k"/>'s rows (rows, H) from that of the merged rows.</summary>
+    internal void SplitDirection(ReadOnlySpan<float> mergedGrad, Span<float> grad, int k, int rows)
+    {
+        int H = HiddenSize;
+        if (!Bidirectional || Merge == BidirectionalMerge.Sum) mergedGrad[..(rows * H)].CopyTo(grad);
+        else if (Merge == BidirectionalMerge.Average) TensorPrimitives.Multiply(mergedGrad[..(rows * H)], 0.5f, grad[..(rows * H)]);
+        else for (int r = 0; r < rows; r++) mergedGrad.Slice(r * 2 * H + k * H, H).CopyTo(grad.Slice(r * H, H));
     }
 
     void SortByLength(ReadOnlySpan<int> lengths)
     {
         if (_order.Length != lengths.Length) { _order = new int[lengths.Length]; _sortedLengths = new int[lengths.Length]; }
-        for (int i = 0; i < lengths.Length; i++)
-            if (lengths[i] < 1 || lengths[i] > _t)
-                throw new ArgumentOutOfRangeException(nameof(lengths), lengths[i], $"Sequence {i} has length {lengths[i]}; lengths must be in [1, {_t}] (empty sequences are not allowed).");
+        for (int i = 0; i < lengths.Length; i++) RecurrentLayer.CheckSequenceLength(lengths[i], i, _t); // caller's index, before sorting
         // Stable insertion sort by non-increasing length: equal lengths keep their order, and batches are
         // usually sorted already (bucketed by length), which makes it linear.
         for (int i = 0; i < _order.Length; i++)
