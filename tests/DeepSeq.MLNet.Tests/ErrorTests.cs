@@ -136,9 +136,7 @@ public sealed class ErrorTests
     {
         var ml = new MLContext(seed: 1);
         var train = ml.Data.LoadFromEnumerable(TestData.Reviews(60, 1));
-        var options = TestData.SmallBinary();
-        options.Epochs = 1;
-        var model = TestData.Tokenizer(ml).Append(ml.DeepSeq().BinaryClassification(options)).Fit(train);
+        var model = TestData.SmallBinaryPipeline(ml, 1).Fit(train);
         string path = Path.Combine(Path.GetTempPath(), $"deepseq-{Guid.NewGuid():N}.zip");
         try
         {

@@ -118,9 +118,7 @@ public sealed class SequenceTrainerTests
     {
         var ml = new MLContext(seed: 2);
         var data = ml.Data.LoadFromEnumerable(TestData.Reviews(300, 3));
-        var options = TestData.SmallBinary();
-        options.Epochs = 4;
-        var results = ml.BinaryClassification.CrossValidate(data, TestData.Tokenizer(ml).Append(ml.DeepSeq().BinaryClassification(options)), numberOfFolds: 3);
+        var results = ml.BinaryClassification.CrossValidate(data, TestData.SmallBinaryPipeline(ml, 4), numberOfFolds: 3);
         Assert.HasCount(3, results);
         foreach (var r in results) Assert.IsGreaterThan(0.75, r.Metrics.Accuracy);
     }
@@ -130,9 +128,7 @@ public sealed class SequenceTrainerTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(TestData.Reviews(120, 4));
-        var options = TestData.SmallBinary();
-        options.Epochs = 2;
-        var pipeline = TestData.Tokenizer(ml).Append(ml.DeepSeq().BinaryClassification(options));
+        var pipeline = TestData.SmallBinaryPipeline(ml, 2);
         float[] Scores() => [.. ml.Data.CreateEnumerable<Scored>(pipeline.Fit(data).Transform(data), false).Select(s => s.Score)];
         CollectionAssert.AreEqual(Scores(), Scores());
     }

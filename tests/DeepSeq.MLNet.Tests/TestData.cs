@@ -86,4 +86,12 @@ internal static class TestData
     };
 
     public static IEstimator<ITransformer> Tokenizer(MLContext ml) => ml.DeepSeq().TokenizeText("Tokens", "Text", minimumCount: 1);
+
+    /// <summary>Text → tokens → a small binary sequence classifier trained for <paramref name="epochs"/> epochs.</summary>
+    public static IEstimator<ITransformer> SmallBinaryPipeline(MLContext ml, int epochs)
+    {
+        var options = SmallBinary();
+        options.Epochs = epochs;
+        return Tokenizer(ml).Append(ml.DeepSeq().BinaryClassification(options));
+    }
 }
