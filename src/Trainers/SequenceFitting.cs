@@ -24,24 +24,37 @@ internal static class SequenceFitting
     static ArgumentOutOfRangeException Mismatch(string role, string name, string expected, string got) =>
         new("inputSchema", $"Schema mismatch for {role} column '{name}': expected {expected}, got {got}");
 
+    const string ExpectedFeature = "vector of Key<UInt32> (token ids) or vector of Single (steps × features)";
+
+    // One rule for both views of a schema (a fitted DataViewSchema, an unfitted SchemaShape): true for token
+    // input, false for numeric input, null when the type fits neither.
+    static bool? FeatureKind(DataViewType? itemType, bool isKey, bool isVector)
+    {
+        if (!isVector || itemType is null) return null;
+        if (isKey && itemType.RawType == typeof(uint)) return true;
+        if (!isKey && itemType is NumberDataViewType && itemType.RawType == typeof(float)) return false;
+        return null;
+    }
+
+    static bool LabelFits(SequenceTask task, DataViewType? itemType, bool isKey) => task switch
+    {
+        SequenceTask.BinaryClassification => itemType is BooleanDataViewType,
+        SequenceTask.MulticlassClassification => isKey,
+        _ => !isKey && itemType is NumberDataViewType && itemType.RawType == typeof(float),
+    };
+
     /// <summary>Checks the columns of a schema; returns true for token input, false for numeric input.</summary>
     public static bool CheckSchema(DataViewSchema schema, SequenceOptions o, SequenceTask task, bool needLabel)
     {
         var feature = schema.GetColumnOrNull(o.FeatureColumnName) ?? throw Missing("feature", o.FeatureColumnName);
-        bool tokens = feature.Type is VectorDataViewType { ItemType: KeyDataViewType { RawType: var raw } } && raw == typeof(uint);
-        bool values = feature.Type is VectorDataViewType { ItemType: NumberDataViewType n } && n.RawType == typeof(float);
-        if (!tokens && !values)
-            throw Mismatch("feature", o.FeatureColumnName, "vector of Key<UInt32> (token ids) or vector of Single (steps × features)", feature.Type.ToString() ?? "");
+        var itemType = (feature.Type as VectorDataViewType)?.ItemType;
+        bool tokens = FeatureKind(itemType, itemType is KeyDataViewType, feature.Type is VectorDataViewType)
+            ?? throw Mismatch("feature", o.FeatureColumnName, ExpectedFeature, feature.Type.ToString() ?? "");
         if (needLabel)
         {
             var label = schema.GetColumnOrNull(o.LabelColumnName) ?? throw Missing("label", o.LabelColumnName);
-            bool ok = task switch
-            {
-                SequenceTask.BinaryClassification => label.Type is BooleanDataViewType,
-                SequenceTask.MulticlassClassification => label.Type is KeyDataViewType,
-                _ => label.Type is NumberDataViewType { RawType: var t } && t == typeof(float),
-            };
-            if (!ok) throw Mismatch("label", o.LabelColumnName, ExpectedLabel(task), label.Type.ToString() ?? "");
+            if (label.Type is VectorDataViewType || !LabelFits(task, label.Type, label.Type is KeyDataViewType))
+                throw Mismatch("label", o.LabelColumnName, ExpectedLabel(task), label.Type.ToString() ?? "");
         }
         return tokens;
     }
@@ -50,20 +63,11 @@ internal static class SequenceFitting
     public static SchemaShape OutputShape(MLContext ml, SchemaShape input, SequenceOptions o, SequenceTask task)
     {
         if (!TryFind(input, o.FeatureColumnName, out var feature)) throw Missing("feature", o.FeatureColumnName);
-        bool tokens = feature.IsKey;
-        if (!(feature.Kind is SchemaShape.Column.VectorKind.Vector or SchemaShape.Column.VectorKind.VariableVector)
-            || (!tokens && feature.ItemType is not NumberDataViewType))
-            throw Mismatch("feature", o.FeatureColumnName, "vector of Key<UInt32> (token ids) or vector of Single (steps × features)", feature.ItemType?.ToString() ?? "");
-        if (TryFind(input, o.LabelColumnName, out var label))
-        {
-            bool ok = task switch
-            {
-                SequenceTask.BinaryClassification => label.ItemType is BooleanDataViewType,
-                SequenceTask.MulticlassClassification => label.IsKey,
-                _ => label.ItemType is NumberDataViewType,
-            };
-            if (!ok) throw Mismatch("label", o.LabelColumnName, ExpectedLabel(task), label.ItemType?.ToString() ?? "");
-        }
+        bool tokens = FeatureKind(feature.ItemType, feature.IsKey, feature.Kind is SchemaShape.Column.VectorKind.Vector or SchemaShape.Column.VectorKind.VariableVector)
+            ?? throw Mismatch("feature", o.FeatureColumnName, ExpectedFeature, feature.ItemType?.ToString() ?? "");
+        if (TryFind(input, o.LabelColumnName, out var label)
+            && (label.Kind != SchemaShape.Column.VectorKind.Scalar || !LabelFits(task, label.ItemType, label.IsKey)))
+            throw Mismatch("label", o.LabelColumnName, ExpectedLabel(task), label.ItemType?.ToString() ?? "");
         return Chain(ml, o.FeatureColumnName, tokens, task, ModelFormat.Prefix, ["a", "b"]).GetOutputSchema(input);
     }
 
@@ -169,8 +173,8 @@ internal static class SequenceFitting
                 if (values.Length == 0) throw new InvalidOperationException($"Row {row} of the {which} data has an empty sequence in column '{o.FeatureColumnName}'; every sequence needs at least one step.");
                 if (values.Length % o.FeaturesPerStep != 0)
                     throw new InvalidOperationException($"Row {row} of the {which} data has {values.Length} values in column '{o.FeatureColumnName}', not a multiple of FeaturesPerStep = {o.FeaturesPerStep}.");
-                foreach (float v in values)
-                    if (!float.IsFinite(v)) throw new InvalidOperationException($"Row {row} of the {which} data has a NaN or infinite value in column '{o.FeatureColumnName}'.");
+                if (!SequenceRows.AllFinite(values))
+                    throw new InvalidOperationException($"Row {row} of the {which} data has a NaN or infinite value in column '{o.FeatureColumnName}'.");
                 valueRows.Add(values);
             }
             labels.Add(label);

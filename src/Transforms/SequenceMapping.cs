@@ -172,7 +172,7 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
             else
             {
                 var src = values.Slice(skip * f, used * f);
-                if (!AllFinite(src))
+                if (!SequenceRows.AllFinite(src))
                     throw new InvalidOperationException("The input sequence contains NaN or infinite values.");
                 batch.SetValues(0, src);
             }
@@ -184,11 +184,6 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
         finally { _pool.Add(item); }
     }
 
-    static bool AllFinite(ReadOnlySpan<float> v)
-    {
-        foreach (float x in v) if (!float.IsFinite(x)) return false;
-        return true;
-    }
 }
 
 /// <summary>The row functions behind the CustomMapping factories.</summary>
@@ -202,6 +197,13 @@ internal static class SequenceRows
         if (MemoryMarshal.TryGetString(blob, out string? text, out int start, out int length) && start == 0 && length == text.Length)
             return s_models.GetValue(text, t => new LoadedModel(ModelFormat.Read(t)));
         return new LoadedModel(ModelFormat.Read(blob.Span)); // not string-backed: correct, but decoded per row
+    }
+
+    /// <summary>True when no value is NaN or infinite (training reads and row scoring share the rule).</summary>
+    public static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        foreach (float x in values) if (!float.IsFinite(x)) return false;
+        return true;
     }
 
     public static RowPrediction Run(ReadOnlyMemory<char> blob, in VBuffer<uint> tokens, in VBuffer<float> values)

@@ -111,6 +111,13 @@ public sealed class SequenceTrainerTests
         Assert.IsFalse(names.Any(n => n.StartsWith("__DeepSeq")), "helper columns are dropped");
         var fitted = ml.DeepSeq().BinaryClassification(TestData.SmallBinary()).Fit(tokens).GetOutputSchema(tokens.Schema);
         CollectionAssert.AreEquivalent(names.ToList(), fitted.Select(c => c.Name).ToList());
+
+        // A key label passes the same rule in both views of a schema.
+        var topics = ml.Data.LoadFromEnumerable(TestData.Topics(30, 1));
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label", "Category").Append(TestData.Tokenizer(ml)).Fit(topics).Transform(topics);
+        var multiclass = ml.DeepSeq().MulticlassClassification(new SequenceMulticlassClassificationTrainer.Options { FeatureColumnName = "Tokens" })
+            .GetOutputSchema((SchemaShape)create.Invoke(null, [keyed.Schema])!);
+        Assert.IsTrue(multiclass.Any(c => c.Name == "PredictedLabel" && c.IsKey));
     }
 
     [TestMethod]
