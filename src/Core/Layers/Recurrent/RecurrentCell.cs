@@ -49,7 +49,7 @@ public abstract class RecurrentCell : IHasParameters
     /// <summary>True for LSTMs: the cell carries a cell state c beside h.</summary>
     public virtual bool HasCellState => false;
 
-    /// <summary>Gate blocks that a forget-gate bias applies to (LSTM's f); empty for other cells.</summary>
+    /// <summary>Index of the forget-gate block (LSTM), or −1 when the cell has none.</summary>
     public virtual int ForgetGateIndex => -1;
 
     // Values per row and step that forward keeps for backward besides gates, h and c.
