@@ -48,6 +48,18 @@ public sealed class Parameter
     /// <summary>Sets the gradient to zero (backward passes only add).</summary>
     public void ZeroGradient() => Array.Clear(Gradient.Data);
 
+    static long s_stamp;
+
+    /// <summary>
+    /// A stamp that changes whenever <see cref="Value"/> changes and is unique across all parameters: kernels
+    /// that keep a packed copy of a weight re-pack only when it moves. Optimisers, initialisers and loaders bump
+    /// it; code that writes <see cref="Value"/> directly must call <see cref="MarkChanged"/>.
+    /// </summary>
+    public long Version { get; private set; } = Interlocked.Increment(ref s_stamp);
+
+    /// <summary>Records that <see cref="Value"/> was written (see <see cref="Version"/>).</summary>
+    public void MarkChanged() => Version = Interlocked.Increment(ref s_stamp);
+
     /// <inheritdoc/>
     public override string ToString() => $"{Name} {Value}";
 }

@@ -28,6 +28,7 @@ public sealed record SavedSequenceModel(SequenceTask Task, SequenceModelConfig C
             if (!Weights.TryGetValue($"{i}:{p.Name}", out var w) || w.Length != p.Value.Length)
                 throw new InvalidDataException($"The saved model's weight '{p.Name}' is missing or has the wrong size.");
             w.CopyTo(p.Value.Data, 0);
+            p.MarkChanged();
         }
         return model;
     }

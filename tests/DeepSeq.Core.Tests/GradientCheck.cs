@@ -18,7 +18,7 @@ internal static class GradientCheck
     /// computed by backward at the unperturbed point.
     /// </summary>
     public static void Check(string name, float[] values, ReadOnlySpan<float> analytic, Func<double> loss, int samples = 24, int seed = 7,
-        double relTol = 2e-2, double absTol = 2e-3, float step = Step, bool requireSignal = true)
+        double relTol = 2e-2, double absTol = 2e-3, float step = Step, bool requireSignal = true, Parameter? owner = null)
     {
         Assert.AreEqual(values.Length, analytic.Length, $"{name}: gradient length");
         var rng = new Random(seed);
@@ -27,9 +27,10 @@ internal static class GradientCheck
         foreach (int i in indices)
         {
             float saved = values[i];
-            values[i] = saved + step; double plus = loss();
-            values[i] = saved - step; double minus = loss();
-            values[i] = saved;
+            // A weight written in place must bump its version, or packed copies of it stay stale.
+            values[i] = saved + step; owner?.MarkChanged(); double plus = loss();
+            values[i] = saved - step; owner?.MarkChanged(); double minus = loss();
+            values[i] = saved; owner?.MarkChanged();
             double numeric = (plus - minus) / (2 * step);
             double a = analytic[i];
             if (Math.Abs(numeric) > absTol) nonZero++;
@@ -38,6 +39,11 @@ internal static class GradientCheck
         }
         if (requireSignal) Assert.IsGreaterThan(0, nonZero, $"{name}: every sampled gradient was ~0; the check would prove nothing.");
     }
+
+    /// <summary>Checks a parameter's gradient (see the other overload), bumping its version after each write.</summary>
+    public static void Check(string name, Parameter p, Func<double> loss, int samples = 24, double relTol = 2e-2, double absTol = 2e-3,
+        float step = Step, bool requireSignal = true)
+        => Check(name, p.Value.Data, p.Gradient.Data, loss, samples, relTol: relTol, absTol: absTol, step: step, requireSignal: requireSignal, owner: p);
 
     public static float[] Random(int n, Random rng, float scale = 1f)
     {
@@ -56,7 +62,10 @@ internal static class GradientCheck
     public static void Randomize(IHasParameters layer, Random rng, float scale = 0.5f)
     {
         foreach (var p in layer.Parameters)
+        {
             for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] = scale * (2f * rng.NextSingle() - 1f);
+            p.MarkChanged();
+        }
     }
 
     public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double rel, double abs, string what)

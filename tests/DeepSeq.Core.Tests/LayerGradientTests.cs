@@ -146,7 +146,7 @@ public sealed class LayerGradientTests
         var dx = new float[x.Length];
         layer.Backward(dx, w, x, n);
         GradientCheck.Check("dense/x", x, dx, Loss);
-        foreach (var p in layer.Parameters) GradientCheck.Check("dense/" + p.Name, p.Value.Data, p.Gradient.Data, Loss);
+        foreach (var p in layer.Parameters) GradientCheck.Check("dense/" + p.Name, p, Loss);
     }
 
     [TestMethod]

@@ -29,7 +29,7 @@ public sealed class LearningTests
         {
             Initializers.InitializeRecurrent(Net, RecurrentInitializer.XavierOrthogonal, unitForgetBias: true, _rng);
             foreach (var cell in Net.Cells)
-                System.Numerics.Tensors.TensorPrimitives.Multiply(cell.WeightHh.Value.Data, recurrentGain, cell.WeightHh.Value.Data);
+                { System.Numerics.Tensors.TensorPrimitives.Multiply(cell.WeightHh.Value.Data, recurrentGain, cell.WeightHh.Value.Data); cell.WeightHh.MarkChanged(); }
             Initializers.Initialize(Head, _rng);
         }
 

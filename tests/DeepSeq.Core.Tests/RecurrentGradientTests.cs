@@ -64,7 +64,7 @@ public sealed class RecurrentGradientTests
         // (A whole weight block may also sit behind dead units, so it need not show a non-zero gradient.)
         bool relu = net.Spec.RnnActivation == ActivationKind.Relu && net.Spec.Kind == RecurrentCellKind.Rnn;
         float step = relu ? 2e-4f : GradientCheck.Step;
-        foreach (var p in net.Parameters) GradientCheck.Check($"{name}/{p.Name}", p.Value.Data, p.Gradient.Data, Loss, samples: 12, step: step, requireSignal: !relu);
+        foreach (var p in net.Parameters) GradientCheck.Check($"{name}/{p.Name}", p, Loss, samples: 12, step: step, requireSignal: !relu);
         GradientCheck.Check($"{name}/x", x, dx, Loss, samples: 30, step: step);
         GradientCheck.Check($"{name}/h0", h0, dh0, Loss, samples: 16, step: step);
         if (hasC) GradientCheck.Check($"{name}/c0", c0, dc0, Loss, samples: 16, step: step);

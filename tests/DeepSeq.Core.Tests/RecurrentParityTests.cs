@@ -40,7 +40,7 @@ public sealed class RecurrentParityTests
         var byName = net.Parameters.ToDictionary(p => p.Name);
         var parameters = root.GetProperty("parameters");
         Assert.HasCount(byName.Count, parameters.EnumerateObject().ToList(), "parameter count");
-        foreach (var p in parameters.EnumerateObject()) Floats(p.Value).CopyTo(byName[p.Name].Value.Data, 0);
+        foreach (var p in parameters.EnumerateObject()) { Floats(p.Value).CopyTo(byName[p.Name].Value.Data, 0); byName[p.Name].MarkChanged(); }
 
         bool lstm = spec.Kind == RecurrentCellKind.Lstm;
         int[] lengths = [.. root.GetProperty("lengths").EnumerateArray().Select(e => e.GetInt32())];

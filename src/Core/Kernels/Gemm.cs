@@ -323,7 +323,7 @@ public static unsafe class Gemm
 public sealed unsafe class PackedMatrix : IDisposable
 {
     float[] _buffer = [];
-    float[]? _source;  // what was packed last (PackIfChanged), with its transposition and leading dimension
+    long _packedVersion = -1; // what was packed last (PackIfChanged), with its transposition and leading dimension
     bool _sourceTransposed;
     int _sourceLd;
     bool _rented;
@@ -428,22 +428,15 @@ public sealed unsafe class PackedMatrix : IDisposable
     }
 
     /// <summary>
-    /// Packs op(B) unless it equals what this matrix last packed through this method: weights change only at
-    /// optimiser steps, and comparing is several times cheaper than re-packing (a batch-1 forward is dominated
-    /// by packing otherwise). Comparing values, not a version number, keeps it right when a caller writes
-    /// weights directly.
+    /// Packs op(B) unless this matrix already holds it: <paramref name="version"/> identifies the values of B
+    /// (<see cref="Parameter.Version"/>, which optimisers bump at each step), so weights are packed once per
+    /// change, not once per use (a batch-1 forward is dominated by packing otherwise).
     /// </summary>
-    public void PackIfChanged(bool transB, ReadOnlySpan<float> b, int ldb)
+    public void PackIfChanged(bool transB, ReadOnlySpan<float> b, int ldb, long version)
     {
-        int used = Rows == 0 || Columns == 0 ? 0 : (transB ? (Columns - 1) * ldb + Rows : (Rows - 1) * ldb + Columns);
-        // Bitwise comparison: vectorised (float equality is not), and any change of bits must re-pack.
-        if (_source is not null && _sourceTransposed == transB && _sourceLd == ldb && _source.Length == used
-            && MemoryMarshal.Cast<float, int>(b[..used]).SequenceEqual(MemoryMarshal.Cast<float, int>(_source.AsSpan())))
-            return;
+        if (_packedVersion == version && _sourceTransposed == transB && _sourceLd == ldb) return;
         Pack(transB, b, ldb);
-        if (_source is null || _source.Length != used) _source = new float[used]; // kept: training re-packs every step
-        b[..used].CopyTo(_source);
-        _sourceTransposed = transB; _sourceLd = ldb;
+        _packedVersion = version; _sourceTransposed = transB; _sourceLd = ldb;
     }
 
     // Block at depth pc (kc deep) holds all panels back to back; earlier blocks are KC deep each.

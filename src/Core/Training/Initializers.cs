@@ -93,6 +93,7 @@ public static class Initializers
             Array.Fill(cell.BiasIh.Value.Data, 1f, cell.ForgetGateIndex * h, h);
             Array.Clear(cell.BiasHh.Value.Data, cell.ForgetGateIndex * h, h);
         }
+        foreach (var p in cell.Parameters) p.MarkChanged();
     }
 
     /// <summary>Xavier-uniform weights and zero bias for a dense layer.</summary>
@@ -100,6 +101,7 @@ public static class Initializers
     {
         XavierUniform(dense.Weight.Value.Data, dense.InputSize, dense.OutputSize, random);
         if (dense.Bias is not null) Array.Clear(dense.Bias.Value.Data);
+        foreach (var p in dense.Parameters) p.MarkChanged();
     }
 
     /// <summary>N(0, σ²) rows, the padding row zero (σ = 1 is PyTorch's <c>nn.Embedding</c>).</summary>
@@ -108,6 +110,7 @@ public static class Initializers
         var w = embedding.Table.Value.Data;
         Normal(w, standardDeviation, random);
         if (embedding.PaddingId is int p) Array.Clear(w, p * embedding.Dimension, embedding.Dimension);
+        embedding.Table.MarkChanged();
     }
 
     /// <summary>A standard normal sample (Box–Muller).</summary>

@@ -31,7 +31,11 @@ public abstract class Optimizer
     public void Step()
     {
         StepCount++;
-        for (int i = 0; i < Parameters.Count; i++) Update(i, Parameters[i].Value.Data, Parameters[i].Gradient.Data);
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            Update(i, Parameters[i].Value.Data, Parameters[i].Gradient.Data);
+            Parameters[i].MarkChanged();
+        }
     }
 
     /// <summary>Sets every gradient to zero.</summary>

@@ -40,6 +40,10 @@ public sealed record SequenceTrainingOptions
     public float LearningRateDecay { get; init; } = 1f;
     /// <summary>Momentum for SGD.</summary>
     public float Momentum { get; init; } = 0.9f;
+    /// <summary>Nesterov momentum for SGD.</summary>
+    public bool Nesterov { get; init; }
+    /// <summary>Threads the kernels may use while training (0 = one per core).</summary>
+    public int NumberOfThreads { get; init; }
     /// <summary>Weight decay λ (L2 for Adam and SGD, decoupled for AdamW).</summary>
     public float WeightDecay { get; init; }
     /// <summary>Clip gradients to this global L2 norm; 0 turns it off.</summary>
@@ -74,6 +78,7 @@ public sealed record SequenceTrainingOptions
         if (!(LearningRateDecay > 0 && LearningRateDecay <= 1)) throw new ArgumentOutOfRangeException(nameof(LearningRateDecay), LearningRateDecay, "Must be in (0, 1].");
         if (!(GradientClipNorm >= 0)) throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), GradientClipNorm, "Must be non-negative.");
         if (!(GradientClipValue >= 0)) throw new ArgumentOutOfRangeException(nameof(GradientClipValue), GradientClipValue, "Must be non-negative.");
+        if (NumberOfThreads < 0) throw new ArgumentOutOfRangeException(nameof(NumberOfThreads), NumberOfThreads, "Must be non-negative (0 = one per core).");
         if (MaxLength < 1) throw new ArgumentOutOfRangeException(nameof(MaxLength), MaxLength, "Must be at least 1.");
         if (EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(EarlyStoppingPatience), EarlyStoppingPatience, "Must be non-negative.");
         if (!(WeightAveraging >= 0 && WeightAveraging < 1)) throw new ArgumentOutOfRangeException(nameof(WeightAveraging), WeightAveraging, "Must be in [0, 1).");
@@ -98,7 +103,14 @@ public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batc
 public sealed record EpochSummary(int Epoch, double TrainLoss, double? ValidationLoss, double? ValidationMetric, TimeSpan Duration);
 
 /// <summary>What training did.</summary>
-public sealed record TrainingReport(IReadOnlyList<EpochSummary> Epochs, int BestEpoch, bool Cancelled, string? Divergence, TimeSpan Duration);
+/// <param name="Epochs">Per-epoch figures.</param>
+/// <param name="BestEpoch">The epoch whose weights were kept (0: none completed).</param>
+/// <param name="Cancelled">True when the cancellation token stopped training.</param>
+/// <param name="Divergence">Why training stopped on a non-finite loss or gradient, or null.</param>
+/// <param name="Duration">Wall-clock time.</param>
+/// <param name="Warnings">Signs of a bad run that did not stop it (e.g. a loss that ended an epoch higher than it started).</param>
+public sealed record TrainingReport(IReadOnlyList<EpochSummary> Epochs, int BestEpoch, bool Cancelled, string? Divergence, TimeSpan Duration,
+    IReadOnlyList<string> Warnings);
 
 /// <summary>
 /// Mini-batch training of a <see cref="SequenceModel"/>: length-bucketed batches (little padding) in a seeded
@@ -120,7 +132,7 @@ public static class SequenceTrainer
         var parameters = model.Parameters;
         Optimizer optimizer = options.Optimizer switch
         {
-            OptimizerKind.Sgd => new Sgd(parameters, options.LearningRate, options.Momentum, weightDecay: options.WeightDecay),
+            OptimizerKind.Sgd => new Sgd(parameters, options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay),
             OptimizerKind.AdamW => Adam.AdamW(parameters, options.LearningRate, options.WeightDecay),
             _ => new Adam(parameters, options.LearningRate, weightDecay: options.WeightDecay),
         };
@@ -202,7 +214,7 @@ public static class SequenceTrainer
             optimizer.LearningRate *= options.LearningRateDecay;
         }
         if (bestEpoch > 0 || divergence is not null) Restore(parameters, best); // best = the initial weights until an epoch completes
-        return new TrainingReport(epochs, bestEpoch, cancelled, divergence, clock.Elapsed);
+        return new TrainingReport(epochs, bestEpoch, cancelled, divergence, clock.Elapsed, []);
     }
 
     /// <summary>Outputs (N, Outputs): probabilities (binary: σ(logit); multiclass: softmax) or regression values.</summary>
@@ -331,5 +343,5 @@ public static class SequenceTrainer
 
     static float[][] Snapshot(IReadOnlyList<Parameter> ps) => [.. ps.Select(p => (float[])p.Value.Data.Clone())];
     static void Copy(IReadOnlyList<Parameter> ps, float[][] into) { for (int i = 0; i < ps.Count; i++) ps[i].Value.Data.CopyTo(into[i], 0); }
-    static void Restore(IReadOnlyList<Parameter> ps, float[][] from) { for (int i = 0; i < ps.Count; i++) from[i].CopyTo(ps[i].Value.Data, 0); }
+    static void Restore(IReadOnlyList<Parameter> ps, float[][] from) { for (int i = 0; i < ps.Count; i++) { from[i].CopyTo(ps[i].Value.Data, 0); ps[i].MarkChanged(); } }
 }

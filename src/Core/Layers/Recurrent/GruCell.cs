@@ -61,16 +61,16 @@ public sealed unsafe class GruCell : RecurrentCell
     {
         if (After) { base.PackForForward(); return; }
         var w = WeightHh.Value.Data.AsSpan();
-        _rzT!.PackIfChanged(true, w[..RzWeights], HiddenSize);
-        _nT!.PackIfChanged(true, w[RzWeights..], HiddenSize);
+        _rzT!.PackIfChanged(true, w[..RzWeights], HiddenSize, WeightHh.Version);
+        _nT!.PackIfChanged(true, w[RzWeights..], HiddenSize, WeightHh.Version);
     }
 
     internal override void PackForBackward()
     {
         if (After) { base.PackForBackward(); return; }
         var w = WeightHh.Value.Data.AsSpan();
-        _rz!.PackIfChanged(false, w[..RzWeights], HiddenSize);
-        _n!.PackIfChanged(false, w[RzWeights..], HiddenSize);
+        _rz!.PackIfChanged(false, w[..RzWeights], HiddenSize, WeightHh.Version);
+        _n!.PackIfChanged(false, w[RzWeights..], HiddenSize, WeightHh.Version);
     }
 
     internal override void ForwardStep(in StepForward s)

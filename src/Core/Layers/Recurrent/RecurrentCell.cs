@@ -65,8 +65,8 @@ public abstract class RecurrentCell : IHasParameters
     private protected PackedMatrix Recurrent { get; }
 
     // The recurrent weights change only between optimiser steps: pack them once per sequence.
-    internal virtual void PackForForward() => RecurrentT.PackIfChanged(true, WeightHh.Value.Data, HiddenSize);
-    internal virtual void PackForBackward() => Recurrent.PackIfChanged(false, WeightHh.Value.Data, HiddenSize);
+    internal virtual void PackForForward() => RecurrentT.PackIfChanged(true, WeightHh.Value.Data, HiddenSize, WeightHh.Version);
+    internal virtual void PackForBackward() => Recurrent.PackIfChanged(false, WeightHh.Value.Data, HiddenSize, WeightHh.Version);
 
     /// <summary>W_ihᵀ packed for the input projection of all steps (I × G·H).</summary>
     internal PackedMatrix InputT { get; }

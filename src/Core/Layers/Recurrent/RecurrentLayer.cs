@@ -69,7 +69,7 @@ public sealed class RecurrentLayer
 
         // Input projection of every step at once: gates = x·W_ihᵀ + b_ih (+ b_hh).
         var gates = Buffer.Ensure(ref _gates, tb * GH).AsSpan(0, tb * GH);
-        Cell.InputT.PackIfChanged(true, Cell.WeightIh.Value.Data, I);
+        Cell.InputT.PackIfChanged(true, Cell.WeightIh.Value.Data, I, Cell.WeightIh.Version);
         Gemm.Multiply(false, tb, 1f, xs, I, Cell.InputT, 0f, gates, GH);
         var bias = Buffer.Ensure(ref _bias, GH).AsSpan(0, GH);
         Cell.BiasIh.Value.Data.CopyTo(bias);
