@@ -177,7 +177,7 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
                 batch.SetValues(0, src);
             }
             var outputs = new float[s.Config.Outputs];
-            model.Forward(batch, outputs, training: false);
+            model.Forward(outputs, batch, training: false);
             var attention = model.AttentionWeights.ToArray();
             return new RowPrediction(this, outputs, attention);
         }

@@ -70,7 +70,7 @@ public sealed class ClassifierParityTests
         var probabilities = new float[B * K];
         for (int step = 0; step < steps; step++)
         {
-            model.Forward(batch, logits, training: true); // dropout is 0: training and inference agree
+            model.Forward(logits, batch, training: true); // dropout is 0: training and inference agree
             losses[step] = binary
                 ? Losses.BinaryCrossEntropyWithLogits(logits, targets, dLogits)
                 : Losses.SoftmaxCrossEntropy(logits, labels, K, dLogits, probabilities);

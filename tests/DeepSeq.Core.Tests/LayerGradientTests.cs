@@ -18,7 +18,7 @@ public sealed class LayerGradientTests
         var w = GradientCheck.Random(40, rng);
         var y = new float[40];
         var act = new Activation(kind);
-        double Loss() { act.Forward(x, y); return GradientCheck.Dot(w, y); }
+        double Loss() { act.Forward(y, x); return GradientCheck.Dot(w, y); }
         Loss();
         var dx = new float[40];
         act.Backward(dx, w, x, y);
@@ -30,17 +30,17 @@ public sealed class LayerGradientTests
     {
         float[] x = [-2f, -0.5f, 0.5f, 3f];
         var y = new float[4];
-        new Activation(ActivationKind.LeakyRelu).Forward(x, y);
+        new Activation(ActivationKind.LeakyRelu).Forward(y, x);
         CollectionAssert.AreEqual(new[] { -0.02f, -0.005f, 0.5f, 3f }, y);
-        new Activation(ActivationKind.LeakyRelu, 0.2f).Forward(x, y);
+        new Activation(ActivationKind.LeakyRelu, 0.2f).Forward(y, x);
         Assert.AreEqual(-0.4f, y[0], 1e-7f);
-        new Activation(ActivationKind.Elu).Forward(x, y);
+        new Activation(ActivationKind.Elu).Forward(y, x);
         Assert.AreEqual(MathF.Exp(-2f) - 1f, y[0], 1e-6f);
-        new Activation(ActivationKind.Selu).Forward(x, y);
+        new Activation(ActivationKind.Selu).Forward(y, x);
         Assert.AreEqual(1.0507009873554805f * 3f, y[3], 1e-6f);
-        new Activation(ActivationKind.Gelu).Forward(x, y);
+        new Activation(ActivationKind.Gelu).Forward(y, x);
         Assert.AreEqual(2.99636f, y[3], 1e-4f); // PyTorch gelu(3, approximate='tanh')
-        new Activation(ActivationKind.Sigmoid).Forward(x, y);
+        new Activation(ActivationKind.Sigmoid).Forward(y, x);
         Assert.AreEqual(1f / (1f + MathF.Exp(2f)), y[0], 1e-6f);
     }
 

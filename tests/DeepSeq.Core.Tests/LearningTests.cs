@@ -44,13 +44,13 @@ public sealed class LearningTests
                 _x[(p1 * B + b) * 2 + 1] = 1; _x[(p2 * B + b) * 2 + 1] = 1;
                 _target[b] = _x[(p1 * B + b) * 2] + _x[(p2 * B + b) * 2];
             }
-            Net.Forward(_x, T, B, _lengths, default, default, _y, _hT, default, training: true);
+            Net.Forward(_y, _hT, default, _x, default, default, _lengths, T, B, training: true);
             Head.Forward(_pred, _hT, B);
             double loss = Losses.MeanSquaredError(_pred, _target, _dPred);
             optimizer.ZeroGradients();
             Array.Clear(_dh);
             Head.Backward(_dh, _dPred, _hT, B);
-            Net.Backward(default, _dy, _dh, default, default, default);
+            Net.Backward(default, default, default, _dy, _dh, default);
             if (clipNorm is float c) GradientClipper.ClipByGlobalNorm(optimizer.Parameters, c);
             optimizer.Step();
             return loss;

@@ -69,7 +69,7 @@ public sealed class ModuleTests
         model.Initialize(new Random(2));
         var batch = new SequenceBatch();
         batch.Reset(3, 2, 0); batch.SetTokens(0, [1, 2, 3]); batch.SetTokens(1, [4, 5]);
-        float[] Run(ulong seed) { model.Reseed(seed); var logits = new float[2]; model.Forward(batch, logits, training: true); return logits; }
+        float[] Run(ulong seed) { model.Reseed(seed); var logits = new float[2]; model.Forward(logits, batch, training: true); return logits; }
         var first = Run(7);
         CollectionAssert.AreEqual(first, Run(7), "same seed, same masks");
         CollectionAssert.AreNotEqual(first, Run(8), "another seed, other masks");

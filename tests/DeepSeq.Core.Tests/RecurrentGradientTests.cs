@@ -51,14 +51,14 @@ public sealed class RecurrentGradientTests
 
         double Loss()
         {
-            net.Forward(x, T, B, lengths, h0, hasC ? c0 : default, y, hT, hasC ? cT : default, training: false);
+            net.Forward(y, hT, hasC ? cT : default, x, h0, hasC ? c0 : default, lengths, T, B, training: false);
             return GradientCheck.Dot(wy, y) + GradientCheck.Dot(wh, hT) + (hasC ? GradientCheck.Dot(wc, cT) : 0);
         }
 
         Loss();
         foreach (var p in net.Parameters) p.ZeroGradient();
         var dx = new float[x.Length]; var dh0 = new float[sl]; var dc0 = new float[sl];
-        net.Backward(dx, wy, wh, hasC ? wc : default, dh0, hasC ? dc0 : default);
+        net.Backward(dx, dh0, hasC ? dc0 : default, wy, wh, hasC ? wc : default);
 
         // ReLU has kinks: a smaller step keeps the difference from straddling one.
         // (A whole weight block may also sit behind dead units, so it need not show a non-zero gradient.)
@@ -91,10 +91,10 @@ public sealed class RecurrentGradientTests
         bool hasC = net.Cells[0].HasCellState;
 
         var y = new float[T * B * O]; var hT = new float[net.StateLength(B)]; var cT = new float[hT.Length];
-        net.Forward(x, T, B, lengths, default, default, y, hT, hasC ? cT : default, false);
+        net.Forward(y, hT, hasC ? cT : default, x, default, default, lengths, T, B, false);
         foreach (var p in net.Parameters) p.ZeroGradient();
         var dx = new float[x.Length];
-        net.Backward(dx, dy, dhT, default, default, default);
+        net.Backward(dx, default, default, dy, dhT, default);
         var batchGrads = net.Parameters.Select(p => (float[])p.Gradient.Data.Clone()).ToArray();
 
         var aloneGrads = net.Parameters.Select(p => new float[p.Value.Length]).ToArray();
@@ -110,10 +110,10 @@ public sealed class RecurrentGradientTests
             var dhb = new float[net.StateLength(1)];
             for (int s = 0; s < net.LayerCount * net.Directions; s++) Array.Copy(dhT, (s * B + b) * H, dhb, s * H, H);
             var yb = new float[L * O]; var hb = new float[dhb.Length]; var cb = new float[dhb.Length];
-            net.Forward(xb, L, 1, [L], default, default, yb, hb, hasC ? cb : default, false);
+            net.Forward(yb, hb, hasC ? cb : default, xb, default, default, [L], L, 1, false);
             foreach (var p in net.Parameters) p.ZeroGradient();
             var dxb = new float[xb.Length];
-            net.Backward(dxb, dyb, dhb, default, default, default);
+            net.Backward(dxb, default, default, dyb, dhb, default);
             for (int k = 0; k < aloneGrads.Length; k++)
                 System.Numerics.Tensors.TensorPrimitives.Add(aloneGrads[k], net.Parameters[k].Gradient.Data, aloneGrads[k]);
 
@@ -139,9 +139,9 @@ public sealed class RecurrentGradientTests
     {
         var net = new RecurrentNetwork(new RecurrentCellSpec(RecurrentCellKind.Lstm), 2, 3);
         var y = new float[4 * 2 * 3];
-        var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => net.Forward(new float[4 * 2 * 2], 4, 2, [4, 0], default, default, y, default, default, false));
+        var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => net.Forward(y, default, default, new float[4 * 2 * 2], default, default, [4, 0], 4, 2, false));
         StringAssert.Contains(ex.Message, "empty sequences are not allowed");
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => net.Forward(new float[4 * 2 * 2], 4, 2, [5, 1], default, default, y, default, default, false));
-        Assert.ThrowsExactly<ArgumentException>(() => net.Forward(new float[7], 4, 2, [4, 1], default, default, y, default, default, false));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => net.Forward(y, default, default, new float[4 * 2 * 2], default, default, [5, 1], 4, 2, false));
+        Assert.ThrowsExactly<ArgumentException>(() => net.Forward(y, default, default, new float[7], default, default, [4, 1], 4, 2, false));
     }
 }

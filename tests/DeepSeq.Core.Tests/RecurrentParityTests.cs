@@ -50,7 +50,7 @@ public sealed class RecurrentParityTests
         var y = new float[T * B * net.OutputSize];
         var hT = new float[net.StateLength(B)];
         var cT = new float[hT.Length];
-        net.Forward(x, T, B, lengths, h0, c0, y, hT, lstm ? cT : default, training: false);
+        net.Forward(y, hT, lstm ? cT : default, x, h0, c0, lengths, T, B, training: false);
 
         string source = root.GetProperty("source").GetString()!;
         // The reference may run in float64: 1e-4 relative with a 1e-5 absolute floor.
@@ -63,8 +63,7 @@ public sealed class RecurrentParityTests
         if (gradients.ValueKind == JsonValueKind.Null) return; // ONNX Runtime: outputs only
         foreach (var p in net.Parameters) p.ZeroGradient();
         var dx = new float[x.Length]; var dh0 = new float[h0.Length]; var dc0 = new float[h0.Length];
-        net.Backward(dx, Floats(root.GetProperty("dy")), Floats(root.GetProperty("dh_t")), lstm ? Floats(root.GetProperty("dc_t")) : default,
-            dh0, lstm ? dc0 : default);
+        net.Backward(dx, dh0, lstm ? dc0 : default, Floats(root.GetProperty("dy")), Floats(root.GetProperty("dh_t")), lstm ? Floats(root.GetProperty("dc_t")) : default);
         foreach (var (name, p) in byName)
             GradientCheck.AssertClose(Floats(gradients.GetProperty(name)), p.Gradient.Data, rel, abs, $"{fixture} d{name}");
         GradientCheck.AssertClose(Floats(gradients.GetProperty("x")), dx, rel, abs, $"{fixture} dx");

@@ -25,7 +25,7 @@ public sealed class SequenceModelTests
         GradientCheck.Randomize(model, rng, 0.5f);
         var w = GradientCheck.Random(batch.Count * model.Config.Outputs, rng);
         var logits = new float[w.Length];
-        double Loss() { model.Forward(batch, logits, training: false); return GradientCheck.Dot(w, logits); }
+        double Loss() { model.Forward(logits, batch, training: false); return GradientCheck.Dot(w, logits); }
         Loss();
         foreach (var p in model.Parameters) p.ZeroGradient();
         model.Backward(w);
@@ -81,7 +81,7 @@ public sealed class SequenceModelTests
         var model = new SequenceModel(new SequenceModelConfig { VocabularySize = 9, EmbeddingSize = 3, HiddenSize = 4, Pooling = PoolingKind.Attention, Dropout = 0f });
         model.Initialize(rng);
         var batch = TokenBatch(rng, 9);
-        model.Forward(batch, new float[3], training: false);
+        model.Forward(new float[3], batch, training: false);
         var alpha = model.AttentionWeights;
         Assert.AreEqual(6 * 3, alpha.Length);
         for (int b = 0; b < 3; b++)

@@ -35,7 +35,7 @@ public readonly record struct Activation(ActivationKind Kind, float Alpha = floa
     float A => float.IsNaN(Alpha) ? (Kind == ActivationKind.LeakyRelu ? 0.01f : 1f) : Alpha;
 
     /// <summary>y = f(x).</summary>
-    public void Forward(ReadOnlySpan<float> x, Span<float> y)
+    public void Forward(Span<float> y, ReadOnlySpan<float> x)
     {
         CheckLengths(x.Length, y.Length);
         float a = A;

@@ -139,7 +139,7 @@ public sealed class SequenceModel : Module
     }
 
     /// <summary>Logits (B, Outputs) for a batch; <paramref name="training"/> turns dropout on.</summary>
-    public void Forward(SequenceBatch batch, Span<float> logits, bool training)
+    public void Forward(Span<float> logits, SequenceBatch batch, bool training)
     {
         ArgumentNullException.ThrowIfNull(batch);
         int t = batch.Steps, b = batch.Count, input = _rnn.InputSize, o = _rnn.OutputSize;
@@ -156,7 +156,7 @@ public sealed class SequenceModel : Module
         _inputDropout.Forward(x, x, training);
         var y = _y.AsSpan(0, t * b * o);
         var hT = _hT.AsSpan(0, _rnn.StateLength(b));
-        _rnn.Forward(x, t, b, batch.Lengths, default, default, y, hT, default, training);
+        _rnn.Forward(y, hT, default, x, default, default, batch.Lengths, t, b, training);
         int p = _head.InputSize;
         var pooled = _pooled.AsSpan(0, b * p);
         if (_pooling is null) LastStates(hT, pooled, b);
@@ -184,7 +184,7 @@ public sealed class SequenceModel : Module
         bool needInput = _embedding is not null;
         var dx = needInput ? _dX.AsSpan(0, t * b * input) : default;
         if (needInput) dx.Clear();
-        _rnn.Backward(dx, dy, dhT, default, default, default);
+        _rnn.Backward(dx, default, default, dy, dhT, default);
         if (_embedding is null) return;
         // Through the input dropout (in place: its mask zeroes what it dropped), then into the table.
         var dEmbedded = _dY.AsSpan(0, t * b * input); // dy is spent

@@ -166,7 +166,7 @@ public static class SequenceTrainer
                 var indices = batches[k];
                 train.Fill(batch, indices, options.MaxLength, options.KeepEnd);
                 int n = indices.Length;
-                model.Forward(batch, logits.AsSpan(0, n * outputs), training: true);
+                model.Forward(logits.AsSpan(0, n * outputs), batch, training: true);
                 float loss = Loss(task, logits.AsSpan(0, n * outputs), train, indices, outputs, dLogits.AsSpan(0, n * outputs), targets, probabilities);
                 optimizer.ZeroGradients();
                 model.Backward(dLogits.AsSpan(0, n * outputs));
@@ -228,7 +228,7 @@ public static class SequenceTrainer
         {
             data.Fill(batch, indices, maxLength, keepEnd);
             var rows = logits.AsSpan(0, indices.Length * outputs);
-            model.Forward(batch, rows, training: false);
+            model.Forward(rows, batch, training: false);
             for (int k = 0; k < indices.Length; k++)
                 OutputsFromLogits(task, rows.Slice(k * outputs, outputs), result.AsSpan(indices[k] * outputs, outputs));
         }

@@ -71,8 +71,8 @@ public sealed class RecurrentLayer
     /// Forward pass. <paramref name="h0"/>/<paramref name="c0"/> may be empty (zeros); <paramref name="hT"/>/<paramref name="cT"/>
     /// may be empty when not wanted. <paramref name="lengths"/> must be non-increasing, each in [1, T].
     /// </summary>
-    public void Forward(ReadOnlySpan<float> x, int steps, int batch, ReadOnlySpan<int> lengths,
-        ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, Span<float> y, Span<float> hT, Span<float> cT)
+    public void Forward(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> x, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
+        ReadOnlySpan<int> lengths, int steps, int batch)
     {
         int I = Cell.InputSize, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth;
         Validate(x.Length, steps, batch, lengths, I);
@@ -139,8 +139,7 @@ public sealed class RecurrentLayer
     /// dL/dx into <paramref name="dx"/> (skipped when empty); writes dL/dh0, dL/dc0 when those are not empty.
     /// <paramref name="dhT"/>/<paramref name="dcT"/> are the gradients of the final states (empty: zero).
     /// </summary>
-    public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT,
-        Span<float> dh0, Span<float> dc0)
+    public void Backward(Span<float> dx, Span<float> dh0, Span<float> dc0, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT)
     {
         if (_t == 0) throw new InvalidOperationException("Backward called before Forward.");
         int steps = _t, batch = _b, I = Cell.InputSize, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth;

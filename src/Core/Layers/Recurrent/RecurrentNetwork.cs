@@ -127,8 +127,8 @@ public sealed class RecurrentNetwork : Module
     /// Initial states may be empty (zeros); final-state outputs may be empty (not wanted). Outputs past a
     /// sequence's length are zero. <paramref name="training"/> turns dropout between layers on.
     /// </summary>
-    public void Forward(ReadOnlySpan<float> x, int steps, int batch, ReadOnlySpan<int> lengths,
-        ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, Span<float> y, Span<float> hT, Span<float> cT, bool training)
+    public void Forward(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> x, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
+        ReadOnlySpan<int> lengths, int steps, int batch, bool training)
     {
         if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
         if (x.Length != steps * batch * InputSize) throw new ArgumentException($"x has {x.Length} values, expected T·B·I = {steps}·{batch}·{InputSize}.", nameof(x));
@@ -164,16 +164,16 @@ public sealed class RecurrentNetwork : Module
     {
         int d = Directions, s = l * d + k, steps = _t, batch = _b, bh = batch * HiddenSize;
         int inSize = l == 0 ? InputSize : OutputSize;
-        _layers[s].Forward(_inputs[l].AsSpan(0, steps * batch * inSize), steps, batch, _sortedLengths.AsSpan(0, batch),
-            Slice(_stateIn, _fwd.NoH0, s, bh), Slice(_stateIn2, _fwd.NoC0, s, bh), _dirOut[s].AsSpan(0, steps * bh),
-            _stateOut.AsSpan(s * bh, bh), _layers[s].Cell.HasCellState ? _stateOut2.AsSpan(s * bh, bh) : default);
+        _layers[s].Forward(_dirOut[s].AsSpan(0, steps * bh), _stateOut.AsSpan(s * bh, bh), _layers[s].Cell.HasCellState ? _stateOut2.AsSpan(s * bh, bh) : default,
+            _inputs[l].AsSpan(0, steps * batch * inSize), Slice(_stateIn, _fwd.NoH0, s, bh), Slice(_stateIn2, _fwd.NoC0, s, bh),
+            _sortedLengths.AsSpan(0, batch), steps, batch);
     }
 
     /// <summary>
     /// Backward pass for the last <see cref="Forward"/>: adds every parameter gradient, adds dL/dx into
     /// <paramref name="dx"/> (skipped when empty) and writes dL/dh0, dL/dc0 (when not empty).
     /// </summary>
-    public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT, Span<float> dh0, Span<float> dc0)
+    public void Backward(Span<float> dx, Span<float> dh0, Span<float> dc0, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT)
     {
         if (_t == 0) throw new InvalidOperationException("Backward called before Forward.");
         int steps = _t, batch = _b, d = Directions, O = OutputSize, sl = StateLength(batch), tb = steps * batch;
@@ -218,8 +218,8 @@ public sealed class RecurrentNetwork : Module
     {
         int s = l * Directions + k, steps = _t, batch = _b, bh = batch * HiddenSize;
         int n = steps * batch * (l == 0 ? InputSize : OutputSize);
-        _layers[s].Backward(_bwd.NeedInput ? _gradIn[k].AsSpan(0, n) : default, _dirGrad[k].AsSpan(0, steps * bh),
-            Slice(_stateIn, _bwd.NoDh, s, bh), Slice(_stateIn2, _bwd.NoDc, s, bh), _stateOut.AsSpan(s * bh, bh), _stateOut2.AsSpan(s * bh, bh));
+        _layers[s].Backward(_bwd.NeedInput ? _gradIn[k].AsSpan(0, n) : default, _stateOut.AsSpan(s * bh, bh), _stateOut2.AsSpan(s * bh, bh),
+            _dirGrad[k].AsSpan(0, steps * bh), Slice(_stateIn, _bwd.NoDh, s, bh), Slice(_stateIn2, _bwd.NoDc, s, bh));
     }
 
     static void CheckState(int length, int expected, string name)
