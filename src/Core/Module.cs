@@ -55,7 +55,7 @@ public abstract class Module
             throw new ArgumentException($"The module already has a part named '{name}'.", nameof(name));
     }
 
-    /// <summary>Every trainable parameter of this module and its children, depth first in registration order.</summary>
+    /// <summary>Every trainable parameter: this module's own in registration order, then each child's, depth first.</summary>
     public IReadOnlyList<Parameter> Parameters => [.. NamedParameters().Select(p => p.Value)];
 
     /// <summary>Every parameter with its full name.</summary>
@@ -130,4 +130,11 @@ public abstract class Module
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return z ^ (z >> 31);
     }
+}
+
+/// <summary>A module that only groups named children, e.g. the layers of a stack (<c>layers.0</c>, <c>layers.1</c>).</summary>
+public sealed class ModuleList : Module
+{
+    /// <summary>Adds a child under <paramref name="name"/> and returns it.</summary>
+    public T Add<T>(string name, T module) where T : Module => AddChild(name, module);
 }

@@ -64,13 +64,6 @@ public sealed class Parameter
     public override string ToString() => $"{Name} {Value}";
 }
 
-/// <summary>Something with trainable parameters.</summary>
-public interface IHasParameters
-{
-    /// <summary>The trainable parameters, in a fixed order.</summary>
-    IReadOnlyList<Parameter> Parameters { get; }
-}
-
 internal static class Buffer
 {
     /// <summary>Grows <paramref name="buffer"/> to at least <paramref name="length"/>; reused across batches.</summary>

@@ -59,7 +59,7 @@ internal static class GradientCheck
         return s;
     }
 
-    public static void Randomize(IHasParameters layer, Random rng, float scale = 0.5f)
+    public static void Randomize(Module layer, Random rng, float scale = 0.5f)
     {
         foreach (var p in layer.Parameters)
         {

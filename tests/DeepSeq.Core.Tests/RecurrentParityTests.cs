@@ -37,7 +37,7 @@ public sealed class RecurrentParityTests
         int I = root.GetProperty("input_size").GetInt32(), H = root.GetProperty("hidden_size").GetInt32();
         int T = root.GetProperty("steps").GetInt32(), B = root.GetProperty("batch").GetInt32();
         var net = new RecurrentNetwork(spec, I, H, root.GetProperty("layers").GetInt32(), root.GetProperty("bidirectional").GetBoolean());
-        var byName = net.Parameters.ToDictionary(p => p.Name);
+        var byName = net.NamedParameters().ToDictionary(kv => RecurrentNetwork.TorchName(kv.Key), kv => kv.Value);
         var parameters = root.GetProperty("parameters");
         Assert.HasCount(byName.Count, parameters.EnumerateObject().ToList(), "parameter count");
         foreach (var p in parameters.EnumerateObject()) { Floats(p.Value).CopyTo(byName[p.Name].Value.Data, 0); byName[p.Name].MarkChanged(); }
@@ -65,8 +65,8 @@ public sealed class RecurrentParityTests
         var dx = new float[x.Length]; var dh0 = new float[h0.Length]; var dc0 = new float[h0.Length];
         net.Backward(dx, Floats(root.GetProperty("dy")), Floats(root.GetProperty("dh_t")), lstm ? Floats(root.GetProperty("dc_t")) : default,
             dh0, lstm ? dc0 : default);
-        foreach (var p in net.Parameters)
-            GradientCheck.AssertClose(Floats(gradients.GetProperty(p.Name)), p.Gradient.Data, rel, abs, $"{fixture} d{p.Name}");
+        foreach (var (name, p) in byName)
+            GradientCheck.AssertClose(Floats(gradients.GetProperty(name)), p.Gradient.Data, rel, abs, $"{fixture} d{name}");
         GradientCheck.AssertClose(Floats(gradients.GetProperty("x")), dx, rel, abs, $"{fixture} dx");
         GradientCheck.AssertClose(Floats(gradients.GetProperty("h0")), dh0, rel, abs, $"{fixture} dh0");
         if (lstm) GradientCheck.AssertClose(Floats(gradients.GetProperty("c0")), dc0, rel, abs, $"{fixture} dc0");

@@ -6,6 +6,8 @@
 //     coupled LSTM, GRU with the reset before the recurrent matmul);
 //   • ONNX Runtime's LSTM and GRU operators (outputs and final states) for peephole (P), coupled
 //     (input_forget = 1) and both GRU reset placements (linear_before_reset).
+// and, in classifier/, the whole classifier (embedding → 2-layer bidirectional LSTM → each pooling → dense head)
+// trained for five torch.optim.Adam steps on one batch in libtorch, float64: the loss of each step, the final weights.
 // Usage: dotnet run -c Release --project tests/ReferenceFixtures [-- OUTPUT_DIR]
 using System.Text.Json;
 using DeepSeq.Bench;
@@ -44,6 +46,36 @@ foreach (var c in cases)
         var ortResult = OnnxReference.Run(c, data);
         Write(Path.Combine(output, c.Name + ".onnxruntime.json"), c, data, ortResult);
     }
+}
+
+var classifiers = new List<ClassifierCase>
+{
+    new("last", "last", "binary_cross_entropy_with_logits"),
+    new("mean", "mean", "softmax_cross_entropy"),
+    new("max", "max", "binary_cross_entropy_with_logits"),
+    new("max_mean", "max_mean", "softmax_cross_entropy"),
+    new("attention", "attention", "binary_cross_entropy_with_logits"),
+};
+Directory.CreateDirectory(Path.Combine(output, "classifier"));
+seed = 200;
+foreach (var c in classifiers)
+{
+    var data = ClassifierData.Create(c, seed++);
+    var result = ClassifierReference.Run(c, data);
+    var doc = new Dictionary<string, object?>
+    {
+        ["name"] = c.Name, ["source"] = result.Source, ["pooling"] = c.Pooling, ["loss"] = c.Loss,
+        ["vocabulary_size"] = c.VocabularySize, ["embedding_size"] = c.EmbeddingSize, ["cell"] = "lstm", ["hidden_size"] = c.HiddenSize,
+        ["layers"] = c.Layers, ["bidirectional"] = c.Bidirectional, ["attention_size"] = c.AttentionSize, ["outputs"] = c.Outputs,
+        ["steps"] = c.Steps, ["batch"] = c.Batch, ["lengths"] = c.Lengths, ["tokens"] = data.Tokens,
+        ["targets"] = data.Targets, ["labels"] = data.Labels,
+        ["adam"] = new Dictionary<string, double> { ["lr"] = c.LearningRate, ["beta1"] = c.Beta1, ["beta2"] = c.Beta2, ["eps"] = c.Epsilon },
+        ["adam_steps"] = c.AdamSteps, ["losses"] = result.Losses,
+        ["initial_parameters"] = data.Parameters, ["final_parameters"] = result.Final,
+    };
+    var path = Path.Combine(output, "classifier", c.Name + ".json");
+    File.WriteAllText(path, JsonSerializer.Serialize(doc, options));
+    Console.WriteLine($"classifier/{c.Name}.json: {result.Source}");
 }
 
 void Write(string path, FixtureCase c, FixtureData d, ReferenceResult r)

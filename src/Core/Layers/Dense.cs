@@ -7,7 +7,7 @@ namespace DeepSeq.Core.Layers;
 /// Fully connected layer, y = x·Wᵀ + b (PyTorch's <c>nn.Linear</c> layout: W is (out, in)).
 /// Shapes: x (N, in), y (N, out).
 /// </summary>
-public sealed class Dense : IHasParameters
+public sealed class Dense : Module
 {
     /// <summary>Creates the layer with zero weights; initialise them with <see cref="Training.Initializers"/>.</summary>
     public Dense(int inputSize, int outputSize, bool useBias = true)
@@ -15,8 +15,8 @@ public sealed class Dense : IHasParameters
         ArgumentOutOfRangeException.ThrowIfLessThan(inputSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(outputSize, 1);
         InputSize = inputSize; OutputSize = outputSize;
-        Weight = new Parameter("weight", outputSize, inputSize);
-        Bias = useBias ? new Parameter("bias", outputSize) : null;
+        Weight = AddParameter("weight", outputSize, inputSize);
+        Bias = useBias ? AddParameter("bias", outputSize) : null;
     }
 
     /// <summary>Input features.</summary>
@@ -27,8 +27,6 @@ public sealed class Dense : IHasParameters
     public Parameter Weight { get; }
     /// <summary>b, (out), or null without bias.</summary>
     public Parameter? Bias { get; }
-    /// <inheritdoc/>
-    public IReadOnlyList<Parameter> Parameters => Bias is null ? [Weight] : [Weight, Bias];
 
     /// <summary>y = x·Wᵀ + b for <paramref name="n"/> rows.</summary>
     public void Forward(Span<float> y, ReadOnlySpan<float> x, int n)

@@ -4,7 +4,7 @@ namespace DeepSeq.Core.Layers;
 /// Inverted dropout: in training each value is zeroed with probability p and the rest scaled by 1/(1 − p), so
 /// inference is the identity. The mask comes from a seeded generator (SplitMix64): runs repeat for a given seed.
 /// </summary>
-public sealed class Dropout
+public sealed class Dropout : Module
 {
     ulong _state;       // SplitMix64: one multiply-xorshift per draw, ~10× faster than Random for millions of draws a batch
     float[]? _mask; // (N) 0 or 1/(1 − p) per value of the last training forward; backward multiplies by it
@@ -16,6 +16,9 @@ public sealed class Dropout
         Rate = rate;
         _state = (ulong)seed * 0x9E3779B97F4A7C15UL + 1;
     }
+
+    /// <inheritdoc/>
+    protected override void OnReseed(ulong seed) => _state = seed;
 
     /// <summary>Probability of dropping a value.</summary>
     public float Rate { get; }

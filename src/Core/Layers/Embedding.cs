@@ -4,7 +4,7 @@ namespace DeepSeq.Core.Layers;
 /// Lookup table: token id → row of E (V, D). The row of <see cref="PaddingId"/> (if any) stays zero and gets
 /// no gradient, as in PyTorch's <c>padding_idx</c>.
 /// </summary>
-public sealed class Embedding : IHasParameters
+public sealed class Embedding : Module
 {
     /// <summary>Creates a table of <paramref name="vocabularySize"/> rows of <paramref name="dimension"/> values.</summary>
     public Embedding(int vocabularySize, int dimension, int? paddingId = null)
@@ -14,7 +14,7 @@ public sealed class Embedding : IHasParameters
         if (paddingId is int p && (p < 0 || p >= vocabularySize))
             throw new ArgumentOutOfRangeException(nameof(paddingId), p, $"Padding id must be within [0, {vocabularySize}).");
         VocabularySize = vocabularySize; Dimension = dimension; PaddingId = paddingId;
-        Table = new Parameter("weight", vocabularySize, dimension);
+        Table = AddParameter("weight", vocabularySize, dimension);
     }
 
     /// <summary>Number of rows (V).</summary>
@@ -25,8 +25,6 @@ public sealed class Embedding : IHasParameters
     public int? PaddingId { get; }
     /// <summary>E, (V, D).</summary>
     public Parameter Table { get; }
-    /// <inheritdoc/>
-    public IReadOnlyList<Parameter> Parameters => [Table];
 
     /// <summary>y[i] = E[ids[i]]; y is (ids.Length, D).</summary>
     public void Forward(Span<float> y, ReadOnlySpan<int> ids)

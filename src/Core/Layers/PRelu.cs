@@ -4,20 +4,18 @@ namespace DeepSeq.Core.Layers;
 /// Parametric ReLU (He et al. 2015): y = x for x &gt; 0, a_c·x otherwise, with a learned slope a_c per channel.
 /// Input shape (N, C, S): batch, channels, positions per channel (S = 1 after a dense layer).
 /// </summary>
-public sealed class PRelu : IHasParameters
+public sealed class PRelu : Module
 {
     /// <summary>Creates the layer with every slope at <paramref name="initialSlope"/> (0.25 as in the paper).</summary>
     public PRelu(int channels, float initialSlope = 0.25f)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
-        Slope = new Parameter("weight", channels);
+        Slope = AddParameter("weight", channels);
         Array.Fill(Slope.Value.Data, initialSlope);
     }
 
     /// <summary>The slopes a_c, one per channel.</summary>
     public Parameter Slope { get; }
-    /// <inheritdoc/>
-    public IReadOnlyList<Parameter> Parameters => [Slope];
 
     /// <summary>y = PReLU(x); x and y are (N, C, S).</summary>
     public void Forward(Span<float> y, ReadOnlySpan<float> x, int n, int s)

@@ -4,9 +4,9 @@ namespace DeepSeq.Core.Layers;
 /// Randomised leaky ReLU (Xu et al. 2015): in training each negative input gets its own slope drawn uniformly
 /// from [<see cref="Lower"/>, <see cref="Upper"/>] by a seeded generator; at inference the slope is their mean.
 /// </summary>
-public sealed class RRelu
+public sealed class RRelu : Module
 {
-    readonly Random _random;
+    Random _random;
     float[]? _slopes; // (N) the slope used for each element in the last training forward; backward reads it
 
     /// <summary>Creates the layer; defaults 1/8 and 1/3 follow the paper and PyTorch.</summary>
@@ -16,6 +16,9 @@ public sealed class RRelu
         Lower = lower; Upper = upper;
         _random = new Random(seed);
     }
+
+    /// <inheritdoc/>
+    protected override void OnReseed(ulong seed) => _random = new Random((int)(seed ^ (seed >> 32)));
 
     /// <summary>Smallest slope drawn in training.</summary>
     public float Lower { get; }

@@ -25,7 +25,7 @@ public enum PoolingKind
 /// Pools (T, B, F) sequence outputs over time into (B, <see cref="OutputSize"/>), each sequence over its own
 /// length only. <see cref="PoolingKind.Last"/> is done by the model from the final states, not here.
 /// </summary>
-public sealed class SequencePooling : IHasParameters
+public sealed class SequencePooling : Module
 {
     readonly Dense? _score;     // attention: u = tanh(W·y + b), (A, F)
     readonly Parameter? _v;     // attention: e = vᵀu, (A)
@@ -43,8 +43,8 @@ public sealed class SequencePooling : IHasParameters
         if (kind == PoolingKind.Attention)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(attentionSize, 1);
-            _score = new Dense(features, attentionSize);
-            _v = new Parameter("attention_v", attentionSize);
+            _score = AddChild("projection", new Dense(features, attentionSize));
+            _v = AddParameter("vector", attentionSize);
         }
     }
 
@@ -58,8 +58,6 @@ public sealed class SequencePooling : IHasParameters
     public Dense? AttentionProjection => _score;
     /// <summary>The attention vector v, or null.</summary>
     public Parameter? AttentionVector => _v;
-    /// <inheritdoc/>
-    public IReadOnlyList<Parameter> Parameters => _score is null ? [] : [.. _score.Parameters, _v!];
 
     /// <summary>Attention weights α of the last forward, (T, B), zero past each sequence's end; empty for other kinds.</summary>
     public ReadOnlySpan<float> AttentionWeights => Kind == PoolingKind.Attention && _alpha is not null ? _alpha.AsSpan(0, _t * _b) : default;

@@ -51,7 +51,7 @@ public sealed record SequenceModelConfig
 /// Embedding (or numeric input) → dropout → stacked, optionally bidirectional recurrent layers → pooling over
 /// time → dropout → dense output layer producing logits (B, Outputs).
 /// </summary>
-public sealed class SequenceModel : IHasParameters
+public sealed class SequenceModel : Module
 {
     readonly Embedding? _embedding;
     readonly Dropout _inputDropout, _headDropout;
@@ -69,18 +69,18 @@ public sealed class SequenceModel : IHasParameters
         config.Validate();
         Config = config;
         int input = config.VocabularySize > 0 ? config.EmbeddingSize : config.FeatureSize;
-        if (config.VocabularySize > 0) _embedding = new Embedding(config.VocabularySize, config.EmbeddingSize, paddingId: 0);
-        _inputDropout = new Dropout(config.Dropout, seed + 101);
-        _rnn = new RecurrentNetwork(config.Cell, input, config.HiddenSize, config.Layers, config.Bidirectional, config.Merge, config.Dropout, seed + 202);
+        if (config.VocabularySize > 0) _embedding = AddChild("embedding", new Embedding(config.VocabularySize, config.EmbeddingSize, paddingId: 0));
+        _inputDropout = AddChild("input_dropout", new Dropout(config.Dropout, seed + 101));
+        _rnn = AddChild("recurrent", new RecurrentNetwork(config.Cell, input, config.HiddenSize, config.Layers, config.Bidirectional, config.Merge, config.Dropout, seed + 202));
         int pooledSize;
         if (config.Pooling == PoolingKind.Last) pooledSize = _rnn.OutputSize; // final states merge like the outputs
         else
         {
-            _pooling = new SequencePooling(config.Pooling, _rnn.OutputSize, config.AttentionSize);
+            _pooling = AddChild("pooling", new SequencePooling(config.Pooling, _rnn.OutputSize, config.AttentionSize));
             pooledSize = _pooling.OutputSize;
         }
-        _headDropout = new Dropout(config.Dropout, seed + 303);
-        _head = new Dense(pooledSize, config.Outputs);
+        _headDropout = AddChild("head_dropout", new Dropout(config.Dropout, seed + 303));
+        _head = AddChild("head", new Dense(pooledSize, config.Outputs));
     }
 
     /// <summary>The architecture.</summary>
@@ -93,9 +93,6 @@ public sealed class SequenceModel : IHasParameters
     public SequencePooling? Pooling => _pooling;
     /// <summary>The output layer.</summary>
     public Dense Head => _head;
-    /// <inheritdoc/>
-    public IReadOnlyList<Parameter> Parameters =>
-        [.. _embedding?.Parameters ?? [], .. _rnn.Parameters, .. _pooling?.Parameters ?? [], .. _head.Parameters];
 
     /// <summary>Per-token attention weights (T, B) of the last forward, or empty without attention pooling.</summary>
     public ReadOnlySpan<float> AttentionWeights => _pooling is null ? default : _pooling.AttentionWeights;

@@ -35,8 +35,8 @@ public sealed unsafe class GruCell : RecurrentCell
     float[]? _drh;  // (B, H) scratch: dL/d(r ⊙ h_{t−1}) (BeforeRecurrentMatmul)
 
     /// <summary>Creates the cell with zero weights.</summary>
-    public GruCell(int inputSize, int hiddenSize, GruResetPlacement reset = GruResetPlacement.AfterRecurrentMatmul, string suffix = "")
-        : base(inputSize, hiddenSize, 3, suffix)
+    public GruCell(int inputSize, int hiddenSize, GruResetPlacement reset = GruResetPlacement.AfterRecurrentMatmul)
+        : base(inputSize, hiddenSize, 3)
     {
         Reset = reset;
         if (reset == GruResetPlacement.BeforeRecurrentMatmul)

@@ -41,9 +41,8 @@ public sealed unsafe class LstmCell : RecurrentCell
     /// <param name="hiddenSize">Hidden units (H).</param>
     /// <param name="peepholes">Gates with a peephole weight.</param>
     /// <param name="coupledInputForget">When true, f = 1 − i.</param>
-    /// <param name="suffix">Appended to the parameter names (e.g. <c>_l0_reverse</c>).</param>
-    public LstmCell(int inputSize, int hiddenSize, PeepholeGates peepholes = PeepholeGates.None, bool coupledInputForget = false, string suffix = "")
-        : base(inputSize, hiddenSize, coupledInputForget ? 3 : 4, suffix)
+    public LstmCell(int inputSize, int hiddenSize, PeepholeGates peepholes = PeepholeGates.None, bool coupledInputForget = false)
+        : base(inputSize, hiddenSize, coupledInputForget ? 3 : 4)
     {
         if (coupledInputForget && peepholes.HasFlag(PeepholeGates.Forget))
             throw new ArgumentException("A coupled LSTM computes f = 1 − i and has no forget gate to give a peephole; use Input and/or Output.", nameof(peepholes));
@@ -51,9 +50,9 @@ public sealed unsafe class LstmCell : RecurrentCell
         Coupled = coupledInputForget;
         int h = hiddenSize;
         (_i, _f, _g, _o) = coupledInputForget ? (0, -1, h, 2 * h) : (0, h, 2 * h, 3 * h);
-        if (peepholes.HasFlag(PeepholeGates.Input)) PeepholeInput = new Parameter("weight_pi" + suffix, h);
-        if (peepholes.HasFlag(PeepholeGates.Forget)) PeepholeForget = new Parameter("weight_pf" + suffix, h);
-        if (peepholes.HasFlag(PeepholeGates.Output)) PeepholeOutput = new Parameter("weight_po" + suffix, h);
+        if (peepholes.HasFlag(PeepholeGates.Input)) PeepholeInput = AddParameter("weight_pi", h);
+        if (peepholes.HasFlag(PeepholeGates.Forget)) PeepholeForget = AddParameter("weight_pf", h);
+        if (peepholes.HasFlag(PeepholeGates.Output)) PeepholeOutput = AddParameter("weight_po", h);
     }
 
     /// <summary>The gates with peepholes.</summary>
@@ -66,10 +65,6 @@ public sealed unsafe class LstmCell : RecurrentCell
     public Parameter? PeepholeForget { get; }
     /// <summary>p_o (H), or null.</summary>
     public Parameter? PeepholeOutput { get; }
-
-    /// <inheritdoc/>
-    public override IReadOnlyList<Parameter> Parameters =>
-        [.. base.Parameters, .. new[] { PeepholeInput, PeepholeForget, PeepholeOutput }.OfType<Parameter>()];
 
     /// <inheritdoc/>
     public override bool HasCellState => true;

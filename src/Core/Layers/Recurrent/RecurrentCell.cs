@@ -12,17 +12,17 @@ namespace DeepSeq.Core.Layers.Recurrent;
 /// <c>weight_hh</c> (G·H, H), <c>bias_ih</c> and <c>bias_hh</c> (G·H), where G is <see cref="GateCount"/>.
 /// Shape key in every cell file: B batch rows active at a step, I input, H hidden, G gates.
 /// </remarks>
-public abstract class RecurrentCell : IHasParameters
+public abstract class RecurrentCell : Module
 {
-    private protected RecurrentCell(int inputSize, int hiddenSize, int gateCount, string suffix)
+    private protected RecurrentCell(int inputSize, int hiddenSize, int gateCount)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(inputSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
         InputSize = inputSize; HiddenSize = hiddenSize; GateCount = gateCount;
-        WeightIh = new Parameter("weight_ih" + suffix, gateCount * hiddenSize, inputSize);
-        WeightHh = new Parameter("weight_hh" + suffix, gateCount * hiddenSize, hiddenSize);
-        BiasIh = new Parameter("bias_ih" + suffix, gateCount * hiddenSize);
-        BiasHh = new Parameter("bias_hh" + suffix, gateCount * hiddenSize);
+        WeightIh = AddParameter("weight_ih", gateCount * hiddenSize, inputSize);
+        WeightHh = AddParameter("weight_hh", gateCount * hiddenSize, hiddenSize);
+        BiasIh = AddParameter("bias_ih", gateCount * hiddenSize);
+        BiasHh = AddParameter("bias_hh", gateCount * hiddenSize);
         RecurrentT = new PackedMatrix(hiddenSize, gateCount * hiddenSize);
         InputT = new PackedMatrix(inputSize, gateCount * hiddenSize);
         Recurrent = new PackedMatrix(gateCount * hiddenSize, hiddenSize);
@@ -43,8 +43,6 @@ public abstract class RecurrentCell : IHasParameters
     /// <summary>b_hh, (G·H).</summary>
     public Parameter BiasHh { get; }
 
-    /// <inheritdoc/>
-    public virtual IReadOnlyList<Parameter> Parameters => [WeightIh, WeightHh, BiasIh, BiasHh];
 
     /// <summary>True for LSTMs: the cell carries a cell state c beside h.</summary>
     public virtual bool HasCellState => false;

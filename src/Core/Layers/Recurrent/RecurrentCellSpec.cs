@@ -29,11 +29,11 @@ public sealed record RecurrentCellSpec
     public GruResetPlacement GruReset { get; init; } = GruResetPlacement.AfterRecurrentMatmul;
 
     /// <summary>Builds a cell with zero weights.</summary>
-    public RecurrentCell Create(int inputSize, int hiddenSize, string suffix = "") => Kind switch
+    public RecurrentCell Create(int inputSize, int hiddenSize) => Kind switch
     {
-        RecurrentCellKind.Rnn => new RnnCell(inputSize, hiddenSize, RnnActivation, suffix),
-        RecurrentCellKind.Lstm => new LstmCell(inputSize, hiddenSize, Peepholes, CoupledInputForget, suffix),
-        RecurrentCellKind.Gru => new GruCell(inputSize, hiddenSize, GruReset, suffix),
+        RecurrentCellKind.Rnn => new RnnCell(inputSize, hiddenSize, RnnActivation),
+        RecurrentCellKind.Lstm => new LstmCell(inputSize, hiddenSize, Peepholes, CoupledInputForget),
+        RecurrentCellKind.Gru => new GruCell(inputSize, hiddenSize, GruReset),
         _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown cell kind."),
     };
 }

@@ -18,9 +18,10 @@ public enum BidirectionalMerge
 /// Stacked, optionally bidirectional recurrent layers with dropout between layers, over batches of
 /// variable-length sequences in any order. Shapes (time-major): x (T, B, I), y (T, B, <see cref="OutputSize"/>),
 /// states (L·D, B, H) with L layers and D directions, ordered as PyTorch's <c>h_n</c>: layer 0 forward,
-/// layer 0 reverse, layer 1 forward…
+/// layer 0 reverse, layer 1 forward… Parameters are named <c>layers.{l}.forward.weight_ih</c>,
+/// <c>layers.{l}.reverse.weight_hh</c> and so on.
 /// </summary>
-public sealed class RecurrentNetwork : IHasParameters
+public sealed class RecurrentNetwork : Module
 {
     readonly RecurrentLayer[] _layers;   // (L·D) layer l direction d at l·D + d
     readonly Dropout[] _dropouts;        // (L − 1) between layers
@@ -42,11 +43,15 @@ public sealed class RecurrentNetwork : IHasParameters
         Bidirectional = bidirectional; Merge = merge;
         int d = Directions;
         _layers = new RecurrentLayer[layers * d];
-        for (int l = 0; l < layers; l++)
-            for (int k = 0; k < d; k++)
-                _layers[l * d + k] = new RecurrentLayer(cell.Create(l == 0 ? inputSize : OutputSize, hiddenSize, $"_l{l}" + (k == 1 ? "_reverse" : "")), reverse: k == 1);
         _dropouts = new Dropout[layers - 1];
-        for (int l = 0; l < layers - 1; l++) _dropouts[l] = new Dropout(dropout, seed + l);
+        var stack = AddChild("layers", new ModuleList());
+        for (int l = 0; l < layers; l++)
+        {
+            var layer = stack.Add(l.ToString(System.Globalization.CultureInfo.InvariantCulture), new ModuleList());
+            for (int k = 0; k < d; k++)
+                _layers[l * d + k] = new RecurrentLayer(layer.Add(k == 0 ? "forward" : "reverse", cell.Create(l == 0 ? inputSize : OutputSize, hiddenSize)), reverse: k == 1);
+            if (l < layers - 1) _dropouts[l] = layer.Add("dropout", new Dropout(dropout, seed + l));
+        }
         _inputs = new float[layers][]; _outputs = new float[layers][]; _dirOut = new float[layers * d][];
     }
 
@@ -68,10 +73,21 @@ public sealed class RecurrentNetwork : IHasParameters
     public int OutputSize => Bidirectional && Merge == BidirectionalMerge.Concat ? 2 * HiddenSize : HiddenSize;
     /// <summary>Values of one state tensor: L·D·B·H for batch B.</summary>
     public int StateLength(int batch) => LayerCount * Directions * batch * HiddenSize;
+    /// <summary>
+    /// PyTorch's <c>nn.RNN/LSTM/GRU</c> state-dict name of a parameter of this network:
+    /// <c>layers.1.reverse.weight_hh</c> → <c>weight_hh_l1_reverse</c> (peepholes keep their DeepSeq names).
+    /// The values are laid out as PyTorch's, so a state dict converts one to one.
+    /// </summary>
+    public static string TorchName(string name)
+    {
+        var parts = name.Split('.');
+        if (parts.Length != 4 || parts[0] != "layers" || parts[2] is not ("forward" or "reverse"))
+            throw new ArgumentException($"'{name}' is not a parameter name of a recurrent network (layers.L.forward|reverse.NAME).", nameof(name));
+        return $"{parts[3]}_l{parts[1]}" + (parts[2] == "reverse" ? "_reverse" : "");
+    }
+
     /// <summary>The cells, layer by layer, forward direction first.</summary>
     public IReadOnlyList<RecurrentCell> Cells => [.. _layers.Select(l => l.Cell)];
-    /// <inheritdoc/>
-    public IReadOnlyList<Parameter> Parameters => [.. _layers.SelectMany(l => l.Cell.Parameters)];
 
     /// <summary>
     /// Forward pass over sequences of the given <paramref name="lengths"/> (any order, each in [1, T]).

@@ -10,8 +10,8 @@ public sealed class RnnCell : RecurrentCell
     readonly Activation _activation;
 
     /// <summary>Creates the cell with zero weights; <paramref name="activation"/> is Tanh or Relu.</summary>
-    public RnnCell(int inputSize, int hiddenSize, ActivationKind activation = ActivationKind.Tanh, string suffix = "")
-        : base(inputSize, hiddenSize, 1, suffix)
+    public RnnCell(int inputSize, int hiddenSize, ActivationKind activation = ActivationKind.Tanh)
+        : base(inputSize, hiddenSize, 1)
     {
         if (activation is not (ActivationKind.Tanh or ActivationKind.Relu))
             throw new ArgumentOutOfRangeException(nameof(activation), activation, "An Elman RNN uses Tanh or Relu.");
