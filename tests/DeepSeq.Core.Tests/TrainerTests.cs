@@ -322,9 +322,13 @@ public sealed class TrainerTests
         var falling = Enumerable.Range(0, 50).Select(k => 1f - k / 100f + Noise()).ToList();
         var flat = Enumerable.Range(0, 50).Select(_ => 0.3f + 10 * Noise()).ToList();
         var rising = Enumerable.Range(0, 50).Select(k => 0.7f + k / 20f + Noise()).ToList();
-        Assert.IsNull(Trainer.RisingLossWarning(1, falling));
-        Assert.IsNull(Trainer.RisingLossWarning(1, flat), "noise is not a rise");
-        StringAssert.Contains(Trainer.RisingLossWarning(3, rising), "Epoch 3: the training loss rose");
-        Assert.IsNull(Trainer.RisingLossWarning(1, [1f, 2f, 3f]), "too few batches to judge");
+        Assert.IsNull(Trainer.RisingLossWarning(1, falling, 1.0));
+        Assert.IsNull(Trainer.RisingLossWarning(1, flat, 0.3), "noise is not a rise");
+        StringAssert.Contains(Trainer.RisingLossWarning(3, rising, 0.7), "Epoch 3: the training loss rose");
+        // Exploded within the first steps: the first tenth is already high, but far above the untrained model's loss.
+        var exploded = Enumerable.Range(0, 50).Select(k => 1000f + 1000 * Noise()).ToList();
+        StringAssert.Contains(Trainer.RisingLossWarning(1, exploded, 0.69), "(mean of the last 25 batches), above 0.69 at the first step of training");
+        Assert.IsNull(Trainer.RisingLossWarning(4, flat, 0.69), "a plateau below the start is fine");
+        Assert.IsNull(Trainer.RisingLossWarning(1, [1f, 2f, 3f], 0.1), "too few batches to judge");
     }
 }

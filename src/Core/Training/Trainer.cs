@@ -60,10 +60,12 @@ public interface ITrainingTask<TBatch>
 /// and a resume needs only the counters.</para>
 /// <para>Divergence: a non-finite loss or gradient norm stops training and restores the best weights so far (the
 /// initial ones before any epoch completed), reported in <see cref="TrainingReport.Divergence"/>.</para>
-/// <para>Rising loss: when the mean loss of the last tenth of an epoch's batches (at least 2) exceeds that of its
-/// first tenth by more than 10 % and by more than two standard errors of the difference, the epoch adds a
-/// warning to <see cref="TrainingReport.Warnings"/> (a learning rate far too high shows this way before it
-/// overflows). Epochs of fewer than 4 batches are not judged.</para>
+/// <para>Rising loss: an epoch adds a warning to <see cref="TrainingReport.Warnings"/> when the mean loss of its
+/// last tenth of batches (at least 2) exceeds the mean of its first tenth by more than 10 % and by more than two
+/// standard errors of the difference, or when the mean loss of its second half exceeds 1.5 × the loss of the first
+/// step of training (the untrained model's) by more than two standard errors. A learning rate far too high shows
+/// the second way before it overflows: the loss leaps within a few steps, so the epoch's first tenth is already
+/// high. Epochs of fewer than 4 batches are not judged.</para>
 /// </remarks>
 public static class Trainer
 {
@@ -123,19 +125,25 @@ public static class Trainer
     }
 
     /// <summary>
-    /// The rising-loss test of an epoch (see the class remarks): the warning text, or null. Compares the mean batch
-    /// loss of the first and the last tenth (at least 2 batches each).
+    /// The rising-loss test of an epoch (see the class remarks) on its batch losses and the loss of the first step
+    /// of training: the warning text, or null.
     /// </summary>
-    internal static string? RisingLossWarning(int epoch, IReadOnlyList<float> losses)
+    internal static string? RisingLossWarning(int epoch, IReadOnlyList<float> losses, double initialLoss)
     {
         int n = losses.Count, part = Math.Max(2, (n + 9) / 10);
         if (n < 2 * part) return null;
         var (m1, v1) = MeanVariance(losses, 0, part);
         var (m2, v2) = MeanVariance(losses, n - part, part);
         double rise = m2 - m1, se = Math.Sqrt((v1 + v2) / part);
-        if (!(rise > 0.1 * Math.Abs(m1) && rise > 2 * se)) return null;
-        return string.Create(CultureInfo.InvariantCulture,
-            $"Epoch {epoch}: the training loss rose from {m1:G4} (mean of the first {part} batches) to {m2:G4} (last {part}); the learning rate may be too high.");
+        if (rise > 0.1 * Math.Abs(m1) && rise > 2 * se)
+            return string.Create(CultureInfo.InvariantCulture,
+                $"Epoch {epoch}: the training loss rose from {m1:G4} (mean of the first {part} batches) to {m2:G4} (last {part}); the learning rate may be too high.");
+        int half = n / 2;
+        var (m3, v3) = MeanVariance(losses, n - half, half); // a whole half: batch losses of a run gone wild are very noisy
+        if (m3 > 1.5 * initialLoss && m3 - initialLoss > 2 * Math.Sqrt(v3 / half))
+            return string.Create(CultureInfo.InvariantCulture,
+                $"Epoch {epoch}: the training loss ended at {m3:G4} (mean of the last {half} batches), above {initialLoss:G4} at the first step of training; the learning rate may be too high.");
+        return null;
     }
 
     static (double Mean, double Variance) MeanVariance(IReadOnlyList<float> x, int start, int n)
@@ -166,7 +174,7 @@ public static class Trainer
         readonly float[][]? _average, _raw; // parameters only: their moving average, and the trained ones while the average is validated
         int _epoch = 1, _step, _bestEpoch, _sinceBest;
         long _globalStep, _seen;
-        double _lossSum, _bestMetric = double.NegativeInfinity;
+        double _lossSum, _bestMetric = double.NegativeInfinity, _initialLoss = double.NaN; // the loss of the first step of training
         List<float> _batchLosses = [];
         List<EpochSummary> _epochs = [];
         List<string> _warnings = [];
@@ -272,6 +280,7 @@ public static class Trainer
                 for (int i = 0; i < _parameters.Count; i++)
                     TensorPrimitives.Lerp(_parameters[i].Value.Data, _average[i], decay, _average[i]); // avg = d·avg + (1 − d)·w
             }
+            if (_globalStep == 0) _initialLoss = loss;
             _globalStep++; _step++;
             _lossSum += (double)loss * indices.Length; _seen += indices.Length;
             _batchLosses.Add(loss);
@@ -287,7 +296,7 @@ public static class Trainer
             double trainLoss = _lossSum / _seen;
             double score = validation?.Metric ?? -trainLoss;
             _epochs.Add(new EpochSummary(_epoch, trainLoss, validation?.Loss, validation?.Metric, epochElapsed));
-            if (RisingLossWarning(_epoch, _batchLosses) is string warning) _warnings.Add(warning);
+            if (RisingLossWarning(_epoch, _batchLosses, _initialLoss) is string warning) _warnings.Add(warning);
             _o.Progress?.Report(Progress(_batchesPerEpoch, epochElapsed, validation?.Loss, validation?.Metric));
             if (score > _bestMetric)
             {
@@ -337,7 +346,7 @@ public static class Trainer
             new TrainingCheckpoint
             {
                 Settings = _settings, Epoch = _epoch, Step = _step, GlobalStep = _globalStep, Finished = finished, Divergence = _divergence,
-                BestEpoch = _bestEpoch, BestMetric = _bestMetric, EpochsSinceBest = _sinceBest,
+                BestEpoch = _bestEpoch, BestMetric = _bestMetric, EpochsSinceBest = _sinceBest, InitialLoss = _initialLoss,
                 EpochLossSum = _lossSum, EpochExamples = _seen, EpochBatchLosses = [.. _batchLosses], EpochElapsed = _epochElapsedBefore,
                 Elapsed = _elapsedBefore + _clock.Elapsed, Epochs = [.. _epochs], Warnings = [.. _warnings], OptimizerSteps = _optimizer.StepCount,
                 Model = Named([.. _tensors.Select(kv => kv.Value.Data)], _tensors.Count), // live arrays: written before anything moves
@@ -380,7 +389,7 @@ public static class Trainer
                 }
             _optimizer.RestoreStepCount(c.OptimizerSteps);
             _epoch = c.Epoch; _step = c.Step; _globalStep = c.GlobalStep; _divergence = c.Divergence;
-            _bestEpoch = c.BestEpoch; _bestMetric = c.BestMetric; _sinceBest = c.EpochsSinceBest;
+            _bestEpoch = c.BestEpoch; _bestMetric = c.BestMetric; _sinceBest = c.EpochsSinceBest; _initialLoss = c.InitialLoss;
             _lossSum = c.EpochLossSum; _seen = c.EpochExamples; _batchLosses = [.. c.EpochBatchLosses];
             _epochElapsedBefore = c.EpochElapsed; _elapsedBefore = c.Elapsed;
             _epochs = [.. c.Epochs]; _warnings = [.. c.Warnings];

@@ -42,6 +42,8 @@ public sealed class TrainingCheckpoint
     public required double BestMetric { get; init; }
     /// <summary>Epochs since the best one (for early stopping).</summary>
     public required int EpochsSinceBest { get; init; }
+    /// <summary>The loss of the first step of training (NaN before it), for the rising-loss warning.</summary>
+    public required double InitialLoss { get; init; }
     /// <summary>Σ loss × examples over the partial epoch.</summary>
     public required double EpochLossSum { get; init; }
     /// <summary>Examples seen in the partial epoch.</summary>
@@ -95,7 +97,7 @@ public sealed class TrainingCheckpoint
         foreach (var (k, v) in Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal)) { w.Write(k); w.Write(v); }
         w.Write(Epoch); w.Write(Step); w.Write(GlobalStep); w.Write(Finished);
         w.Write(Divergence is not null); if (Divergence is not null) w.Write(Divergence);
-        w.Write(BestEpoch); w.Write(BestMetric); w.Write(EpochsSinceBest);
+        w.Write(BestEpoch); w.Write(BestMetric); w.Write(EpochsSinceBest); w.Write(InitialLoss);
         w.Write(EpochLossSum); w.Write(EpochExamples);
         w.Write(EpochBatchLosses.Count); foreach (float l in EpochBatchLosses) w.Write(l);
         w.Write(EpochElapsed.Ticks); w.Write(Elapsed.Ticks);
@@ -174,7 +176,7 @@ public sealed class TrainingCheckpoint
         for (int i = Count(); i > 0; i--) { string k = r.ReadString(); settings[k] = r.ReadString(); }
         int epoch = r.ReadInt32(), step = r.ReadInt32(); long globalStep = r.ReadInt64(); bool finished = r.ReadBoolean();
         string? divergence = r.ReadBoolean() ? r.ReadString() : null;
-        int bestEpoch = r.ReadInt32(); double bestMetric = r.ReadDouble(); int sinceBest = r.ReadInt32();
+        int bestEpoch = r.ReadInt32(); double bestMetric = r.ReadDouble(); int sinceBest = r.ReadInt32(); double initialLoss = r.ReadDouble();
         double lossSum = r.ReadDouble(); long examples = r.ReadInt64();
         var losses = new float[Count()]; for (int i = 0; i < losses.Length; i++) losses[i] = r.ReadSingle();
         var epochElapsed = TimeSpan.FromTicks(r.ReadInt64()); var elapsed = TimeSpan.FromTicks(r.ReadInt64());
@@ -193,7 +195,7 @@ public sealed class TrainingCheckpoint
         return new TrainingCheckpoint
         {
             Settings = settings, Epoch = epoch, Step = step, GlobalStep = globalStep, Finished = finished, Divergence = divergence,
-            BestEpoch = bestEpoch, BestMetric = bestMetric, EpochsSinceBest = sinceBest, EpochLossSum = lossSum, EpochExamples = examples,
+            BestEpoch = bestEpoch, BestMetric = bestMetric, EpochsSinceBest = sinceBest, InitialLoss = initialLoss, EpochLossSum = lossSum, EpochExamples = examples,
             EpochBatchLosses = losses, EpochElapsed = epochElapsed, Elapsed = elapsed, Epochs = epochs, Warnings = warnings,
             OptimizerSteps = optimizerSteps, Model = model, Best = best, Average = average, Optimizer = optimizer,
         };
