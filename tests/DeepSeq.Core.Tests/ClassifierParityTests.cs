@@ -46,7 +46,7 @@ public sealed class ClassifierParityTests
         var byName = ParametersByName(model);
         var initial = root.GetProperty("initial_parameters");
         CollectionAssert.AreEquivalent(byName.Keys.ToList(), initial.EnumerateObject().Select(p => p.Name).ToList(), "parameter names");
-        foreach (var p in initial.EnumerateObject()) Floats(p.Value).CopyTo(byName[p.Name].Value.Data, 0);
+        foreach (var p in initial.EnumerateObject()) { Floats(p.Value).CopyTo(byName[p.Name].Value.Data, 0); byName[p.Name].MarkChanged(); }
 
         // The batch: tokens (T, B) time-major; 0 is padding, past each end and inside sequences too.
         int[] lengths = [.. root.GetProperty("lengths").EnumerateArray().Select(e => e.GetInt32())];

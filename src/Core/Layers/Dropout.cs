@@ -8,6 +8,7 @@ public sealed class Dropout : Module
 {
     ulong _state;       // SplitMix64: one multiply-xorshift per draw, ~10× faster than Random for millions of draws a batch
     float[]? _mask; // (N) 0 or 1/(1 − p) per value of the last training forward; backward multiplies by it
+    bool _masked;   // the last forward drew a mask (training with p > 0)
 
     /// <summary>Creates the layer with drop probability <paramref name="rate"/> in [0, 1).</summary>
     public Dropout(float rate, int seed = 0)
@@ -23,16 +24,24 @@ public sealed class Dropout : Module
     /// <summary>Probability of dropping a value.</summary>
     public float Rate { get; }
 
+    /// <summary>Sizes the mask for up to <paramref name="values"/> values (<see cref="Forward"/> grows it for more).</summary>
+    public void Reserve(int values)
+    {
+        if (_mask is null || _mask.Length < values) _mask = new float[Math.Max(values, 1)];
+    }
+
     /// <summary>y = x ⊙ mask in training (with a fresh mask), y = x otherwise. y may alias x.</summary>
     public void Forward(Span<float> y, ReadOnlySpan<float> x, bool training)
     {
         if (!training || Rate == 0f)
         {
             x.CopyTo(y); // memmove: fine when y aliases x
-            _mask = null;
+            _masked = false;
             return;
         }
-        var mask = Buffer.Ensure(ref _mask, x.Length);
+        Reserve(x.Length);
+        var mask = _mask!;
+        _masked = true;
         float keep = 1f / (1f - Rate);
         uint threshold = (uint)(Rate * 4294967296.0); // drop when a uniform 32-bit draw falls below Rate · 2³²
         for (int i = 0; i < x.Length; i += 2)
@@ -55,7 +64,7 @@ public sealed class Dropout : Module
     /// <summary>dx += dy ⊙ mask (dy when the last forward was not in training).</summary>
     public void Backward(Span<float> dx, ReadOnlySpan<float> dy)
     {
-        if (_mask is null) System.Numerics.Tensors.TensorPrimitives.Add(dx, dy, dx);
+        if (!_masked) System.Numerics.Tensors.TensorPrimitives.Add(dx, dy, dx);
         else System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(dy, _mask.AsSpan(0, dy.Length), dx, dx);
     }
 

@@ -29,9 +29,9 @@ public sealed class SequencePooling : Module
 {
     readonly Dense? _score;     // attention: u = tanh(W·y + b), (A, F)
     readonly Parameter? _v;     // attention: e = vᵀu, (A)
-    int _t, _b;
+    int _t, _b, _reservedSteps, _reservedBatch;
     int[] _lengths = [];
-    int[]? _argmax;             // (B, F) Max: the step that won
+    int[] _argmax = [];             // (B, F) Max: the step that won
     float[]? _u, _alpha, _du, _dAlpha; // attention caches: u (T, B, A), α (T, B); scratch
 
     /// <summary>Creates pooling of the given kind over <paramref name="features"/> values per step.</summary>
@@ -62,18 +62,32 @@ public sealed class SequencePooling : Module
     /// <summary>Attention weights α of the last forward, (T, B), zero past each sequence's end; empty for other kinds.</summary>
     public ReadOnlySpan<float> AttentionWeights => Kind == PoolingKind.Attention && _alpha is not null ? _alpha.AsSpan(0, _t * _b) : default;
 
+    /// <summary>Sizes the caches for batches of up to <paramref name="steps"/> × <paramref name="batch"/> (<see cref="Forward"/> grows them for a larger shape).</summary>
+    public void Reserve(int steps, int batch)
+    {
+        steps = Math.Max(steps, _reservedSteps); batch = Math.Max(batch, _reservedBatch);
+        if (steps == _reservedSteps && batch == _reservedBatch) return;
+        _lengths = new int[batch];
+        if (Kind is PoolingKind.Max or PoolingKind.MaxMean) _argmax = new int[batch * Features];
+        if (Kind == PoolingKind.Attention)
+        {
+            int rows = steps * batch, a = _score!.OutputSize;
+            _u = new float[rows * a]; _du = new float[rows * a]; _alpha = new float[rows]; _dAlpha = new float[rows];
+        }
+        _reservedSteps = steps; _reservedBatch = batch;
+    }
+
     /// <summary>pooled (B, OutputSize) from y (T, B, F).</summary>
     public void Forward(Span<float> pooled, ReadOnlySpan<float> y, int steps, int batch, ReadOnlySpan<int> lengths)
     {
         int f = Features;
+        Reserve(steps, batch);
         _t = steps; _b = batch;
-        if (_lengths.Length != batch) _lengths = new int[batch];
         lengths.CopyTo(_lengths);
         int width = OutputSize;
         pooled[..(batch * width)].Clear();
         if (Kind is PoolingKind.Max or PoolingKind.MaxMean)
         {
-            if (_argmax is null || _argmax.Length < batch * f) _argmax = new int[batch * f];
             for (int b = 0; b < batch; b++)
             {
                 var dst = pooled.Slice(b * width, f);
@@ -103,8 +117,8 @@ public sealed class SequencePooling : Module
     void AttentionForward(Span<float> pooled, ReadOnlySpan<float> y, int steps, int batch, ReadOnlySpan<int> lengths)
     {
         int f = Features, a = _score!.OutputSize, rows = steps * batch;
-        var u = Buffer.Ensure(ref _u, rows * a).AsSpan(0, rows * a);
-        var alpha = Buffer.Ensure(ref _alpha, rows).AsSpan(0, rows);
+        var u = _u.AsSpan(0, rows * a);
+        var alpha = _alpha.AsSpan(0, rows);
         _score.Forward(u, y[..(rows * f)], rows);                  // W·y + b for every step at once
         TensorPrimitives.Tanh(u, u);
         var v = _v!.Value.Data;
@@ -156,8 +170,8 @@ public sealed class SequencePooling : Module
         int f = Features, a = _score!.OutputSize, steps = _t, batch = _b, rows = steps * batch;
         var u = _u.AsSpan(0, rows * a);
         var alpha = _alpha.AsSpan(0, rows);
-        var du = Buffer.Ensure(ref _du, rows * a).AsSpan(0, rows * a);
-        var dAlpha = Buffer.Ensure(ref _dAlpha, rows).AsSpan(0, rows);
+        var du = _du.AsSpan(0, rows * a);
+        var dAlpha = _dAlpha.AsSpan(0, rows);
         du.Clear();
         var v = _v!.Value.Data; var dv = _v.Gradient.Data;
         for (int b = 0; b < batch; b++)

@@ -58,8 +58,9 @@ public sealed class SequenceModel : Module
     readonly RecurrentNetwork _rnn;
     readonly SequencePooling? _pooling;
     readonly Dense _head;
-    // Caches of the last forward, reused across batches.
-    float[]? _x, _y, _hT, _pooled, _dropped, _dPooled, _dY, _dX, _dHT;
+    // Caches of the last forward and backward scratch, sized by Reserve.
+    float[] _x = [], _y = [], _hT = [], _pooled = [], _dropped = [], _dPooled = [], _dY = [], _dX = [], _dHT = [];
+    int _reservedSteps, _reservedBatch;
     SequenceBatch? _batch;
 
     /// <summary>Builds the model with zero weights; call <see cref="Initialize"/>.</summary>
@@ -111,6 +112,32 @@ public sealed class SequenceModel : Module
         Initializers.Initialize(_head, random);
     }
 
+    /// <summary>
+    /// Sizes every cache and scratch buffer of the model and its layers for batches of up to
+    /// <paramref name="steps"/> × <paramref name="batch"/>: such batches then run forward and backward without
+    /// allocating. A training loop reserves the largest batch shape once; <see cref="Forward"/> reserves a larger
+    /// shape when one arrives (prediction on rows of growing length).
+    /// </summary>
+    public void Reserve(int steps, int batch)
+    {
+        steps = Math.Max(steps, _reservedSteps); batch = Math.Max(batch, _reservedBatch);
+        if (steps == _reservedSteps && batch == _reservedBatch) return;
+        int tb = steps * batch, input = _rnn.InputSize, o = _rnn.OutputSize, p = _head.InputSize, sl = _rnn.StateLength(batch);
+        _x = new float[tb * input];                  // (T, B, I) embedded (or numeric) input after dropout
+        _y = new float[tb * o];                      // (T, B, O) recurrent outputs
+        _hT = new float[sl]; _dHT = new float[sl];   // (L·D, B, H) final states
+        _pooled = new float[batch * p];              // (B, P) pooled
+        _dropped = new float[batch * p];             // (B, P) pooled after dropout: the head's input
+        _dPooled = new float[2 * batch * p];         // gradients of both
+        _dY = new float[tb * Math.Max(o, input)];    // dL/dy, then dL/d(embedded)
+        _dX = new float[tb * input];
+        _rnn.Reserve(steps, batch);
+        _pooling?.Reserve(steps, batch);
+        _inputDropout.Reserve(tb * input);
+        _headDropout.Reserve(batch * p);
+        _reservedSteps = steps; _reservedBatch = batch;
+    }
+
     /// <summary>Logits (B, Outputs) for a batch; <paramref name="training"/> turns dropout on.</summary>
     public void Forward(SequenceBatch batch, Span<float> logits, bool training)
     {
@@ -121,19 +148,20 @@ public sealed class SequenceModel : Module
         if (_embedding is not null && batch.Features != 0)
             throw new ArgumentException("The model reads token ids; the batch holds numeric features.", nameof(batch));
         if (logits.Length != b * Config.Outputs) throw new ArgumentException($"Expected {b * Config.Outputs} logits, got {logits.Length}.", nameof(logits));
+        Reserve(t, b);
         _batch = batch;
-        var x = Buffer.Ensure(ref _x, t * b * input).AsSpan(0, t * b * input);
+        var x = _x.AsSpan(0, t * b * input);
         if (_embedding is not null) _embedding.Forward(x, batch.Tokens.AsSpan(0, t * b));
         else batch.Values.AsSpan(0, t * b * input).CopyTo(x);
         _inputDropout.Forward(x, x, training);
-        var y = Buffer.Ensure(ref _y, t * b * o).AsSpan(0, t * b * o);
-        var hT = Buffer.Ensure(ref _hT, _rnn.StateLength(b)).AsSpan(0, _rnn.StateLength(b));
+        var y = _y.AsSpan(0, t * b * o);
+        var hT = _hT.AsSpan(0, _rnn.StateLength(b));
         _rnn.Forward(x, t, b, batch.Lengths, default, default, y, hT, default, training);
         int p = _head.InputSize;
-        var pooled = Buffer.Ensure(ref _pooled, b * p).AsSpan(0, b * p);
+        var pooled = _pooled.AsSpan(0, b * p);
         if (_pooling is null) LastStates(hT, pooled, b);
         else _pooling.Forward(pooled, y, t, b, batch.Lengths);
-        var dropped = Buffer.Ensure(ref _dropped, b * p).AsSpan(0, b * p);
+        var dropped = _dropped.AsSpan(0, b * p);
         _headDropout.Forward(dropped, pooled, training);
         _head.Forward(logits, dropped, b);
     }
@@ -143,23 +171,23 @@ public sealed class SequenceModel : Module
     {
         var batch = _batch ?? throw new InvalidOperationException("Backward called before Forward.");
         int t = batch.Steps, b = batch.Count, input = _rnn.InputSize, o = _rnn.OutputSize, p = _head.InputSize;
-        var dDropped = Buffer.Ensure(ref _dPooled, 2 * b * p).AsSpan(0, b * p);
+        var dDropped = _dPooled.AsSpan(0, b * p);
         var dPooled = _dPooled.AsSpan(b * p, b * p);
         dDropped.Clear(); dPooled.Clear();
         _head.Backward(dDropped, dLogits, _dropped.AsSpan(0, b * p), b);
         _headDropout.Backward(dPooled, dDropped);
-        var dy = Buffer.Ensure(ref _dY, t * b * o).AsSpan(0, t * b * o);
-        var dhT = Buffer.Ensure(ref _dHT, _rnn.StateLength(b)).AsSpan(0, _rnn.StateLength(b));
+        var dy = _dY.AsSpan(0, t * b * o);
+        var dhT = _dHT.AsSpan(0, _rnn.StateLength(b));
         dy.Clear(); dhT.Clear();
         if (_pooling is null) LastStatesBackward(dPooled, dhT, b);
         else _pooling.Backward(dy, dPooled, _y.AsSpan(0, t * b * o));
         bool needInput = _embedding is not null;
-        var dx = needInput ? Buffer.Ensure(ref _dX, t * b * input).AsSpan(0, t * b * input) : default;
+        var dx = needInput ? _dX.AsSpan(0, t * b * input) : default;
         if (needInput) dx.Clear();
         _rnn.Backward(dx, dy, dhT, default, default, default);
         if (_embedding is null) return;
         // Through the input dropout (in place: its mask zeroes what it dropped), then into the table.
-        var dEmbedded = Buffer.Ensure(ref _dY, t * b * Math.Max(o, input)).AsSpan(0, t * b * input);
+        var dEmbedded = _dY.AsSpan(0, t * b * input); // dy is spent
         dEmbedded.Clear();
         _inputDropout.Backward(dEmbedded, dx);
         _embedding.Backward(dEmbedded, batch.Tokens.AsSpan(0, t * b));

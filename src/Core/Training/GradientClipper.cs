@@ -6,12 +6,12 @@ namespace DeepSeq.Core.Training;
 public static class GradientClipper
 {
     /// <summary>The L2 norm of all gradients together, summed in a fixed order (reproducible).</summary>
-    public static double GlobalNorm(IEnumerable<Parameter> parameters)
+    public static double GlobalNorm(IReadOnlyList<Parameter> parameters)
     {
         double sum = 0;
-        foreach (var p in parameters)
+        for (int i = 0; i < parameters.Count; i++)
         {
-            float n = TensorPrimitives.Norm(p.Gradient.Data);
+            float n = TensorPrimitives.Norm(parameters[i].Gradient.Data);
             sum += (double)n * n;
         }
         return Math.Sqrt(sum);
@@ -28,7 +28,7 @@ public static class GradientClipper
         if (double.IsFinite(norm) && norm > maxNorm)
         {
             float scale = (float)(maxNorm / norm);
-            foreach (var p in parameters) TensorPrimitives.Multiply(p.Gradient.Data, scale, p.Gradient.Data);
+            for (int i = 0; i < parameters.Count; i++) TensorPrimitives.Multiply(parameters[i].Gradient.Data, scale, parameters[i].Gradient.Data);
         }
         return norm;
     }
@@ -37,6 +37,6 @@ public static class GradientClipper
     public static void ClipByValue(IReadOnlyList<Parameter> parameters, float limit)
     {
         if (!(limit > 0)) throw new ArgumentOutOfRangeException(nameof(limit), limit, "The clipping limit must be positive.");
-        foreach (var p in parameters) TensorPrimitives.Clamp(p.Gradient.Data, -limit, limit, p.Gradient.Data);
+        for (int i = 0; i < parameters.Count; i++) TensorPrimitives.Clamp(parameters[i].Gradient.Data, -limit, limit, parameters[i].Gradient.Data);
     }
 }

@@ -69,6 +69,9 @@ public abstract class RecurrentCell : Module
     /// <summary>W_ihᵀ packed for the input projection of all steps (I × G·H).</summary>
     internal PackedMatrix InputT { get; }
 
+    /// <summary>Sizes per-step scratch for up to <paramref name="rows"/> active rows (cells that need any).</summary>
+    internal virtual void Reserve(int rows) { }
+
     /// <summary>One forward step over the active rows: turns pre-activations into gate values, h and c.</summary>
     internal abstract void ForwardStep(in StepForward s);
 

@@ -25,7 +25,8 @@ public sealed class RecurrentLayer
     int[] _active = []; // (T) B_t
     int[] _lengths = [];
     int _t, _b;
-    float[]? _bias;    // (G·H) forward: b_ih (+ b_hh); backward: the shared bias gradient
+    int _reservedSteps, _reservedBatch;
+    float[] _bias = []; // (G·H) forward: b_ih (+ b_hh); backward: the shared bias gradient
     // Backward scratch.
     float[]? _dgx, _dgh, _dh, _dhPrev, _dc, _dcPrev, _flip;
 
@@ -42,6 +43,31 @@ public sealed class RecurrentLayer
     public bool Reverse { get; }
 
     /// <summary>
+    /// Sizes every buffer that forward keeps for backward, and backward's scratch, for batches of up to
+    /// <paramref name="steps"/> × <paramref name="batch"/>: smaller batches then run without allocating.
+    /// <see cref="Forward"/> reserves a larger shape when one arrives.
+    /// </summary>
+    public void Reserve(int steps, int batch)
+    {
+        steps = Math.Max(steps, _reservedSteps); batch = Math.Max(batch, _reservedBatch);
+        if (steps == _reservedSteps && batch == _reservedBatch) return;
+        int I = Cell.InputSize, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth, tb = steps * batch, bh = batch * H;
+        _x = new float[tb * I];                               // (T, B, I)
+        _gates = new float[tb * GH];                          // (T, B, G·H)
+        _hs = new float[tb * H + bh];                         // (T + 1, B, H)
+        _cs = Cell.HasCellState ? new float[tb * H + bh] : null;
+        _cache = new float[Math.Max(tb * E, 1)];              // (T, B, E)
+        _active = new int[steps]; _lengths = new int[batch];
+        _bias = new float[GH];
+        _flip = new float[tb * Math.Max(H, I)];
+        _dgx = new float[tb * GH];
+        _dgh = Cell.SeparateRecurrentGradient ? new float[tb * GH] : null;
+        _dh = new float[bh]; _dhPrev = new float[bh]; _dc = new float[bh]; _dcPrev = new float[bh];
+        Cell.Reserve(batch);
+        _reservedSteps = steps; _reservedBatch = batch;
+    }
+
+    /// <summary>
     /// Forward pass. <paramref name="h0"/>/<paramref name="c0"/> may be empty (zeros); <paramref name="hT"/>/<paramref name="cT"/>
     /// may be empty when not wanted. <paramref name="lengths"/> must be non-increasing, each in [1, T].
     /// </summary>
@@ -53,10 +79,9 @@ public sealed class RecurrentLayer
         CheckLength(y.Length, steps * batch * H, "y");
         CheckOptional(h0.Length, batch * H, "h0"); CheckOptional(c0.Length, batch * H, "c0");
         CheckOptional(hT.Length, batch * H, "hT"); CheckOptional(cT.Length, batch * H, "cT");
+        Reserve(steps, batch);
         _t = steps; _b = batch;
-        if (_lengths.Length != batch) _lengths = new int[batch];
         lengths.CopyTo(_lengths);
-        if (_active.Length < steps) _active = new int[steps];
         for (int t = 0, b = batch; t < steps; t++)
         {
             while (b > 0 && lengths[b - 1] <= t) b--;
@@ -64,21 +89,21 @@ public sealed class RecurrentLayer
         }
 
         int tb = steps * batch;
-        var xs = Buffer.Ensure(ref _x, tb * I).AsSpan(0, tb * I);
+        var xs = _x.AsSpan(0, tb * I);
         if (Reverse) FlipWithin(x, xs, I); else x.CopyTo(xs);
 
         // Input projection of every step at once: gates = x·W_ihᵀ + b_ih (+ b_hh).
-        var gates = Buffer.Ensure(ref _gates, tb * GH).AsSpan(0, tb * GH);
+        var gates = _gates.AsSpan(0, tb * GH);
         Cell.InputT.PackIfChanged(true, Cell.WeightIh.Value.Data, I, Cell.WeightIh.Version);
         Gemm.Multiply(false, tb, 1f, xs, I, Cell.InputT, 0f, gates, GH);
-        var bias = Buffer.Ensure(ref _bias, GH).AsSpan(0, GH);
+        var bias = _bias.AsSpan(0, GH);
         Cell.BiasIh.Value.Data.CopyTo(bias);
         if (Cell.RecurrentBiasInProjection) TensorPrimitives.Add(bias, Cell.BiasHh.Value.Data, bias);
         for (int r = 0; r < tb; r++) TensorPrimitives.Add(gates.Slice(r * GH, GH), bias, gates.Slice(r * GH, GH));
 
-        var hs = Buffer.Ensure(ref _hs, (tb + batch) * H).AsSpan(0, (tb + batch) * H);
-        var cs = Cell.HasCellState ? Buffer.Ensure(ref _cs, (tb + batch) * H).AsSpan(0, (tb + batch) * H) : default;
-        var cache = Buffer.Ensure(ref _cache, tb * E).AsSpan(0, tb * E);
+        var hs = _hs.AsSpan(0, (tb + batch) * H);
+        var cs = Cell.HasCellState ? _cs.AsSpan(0, (tb + batch) * H) : default;
+        var cache = _cache.AsSpan(0, tb * E);
         hs.Clear();
         if (!h0.IsEmpty) h0.CopyTo(hs);
         if (Cell.HasCellState) { cs.Clear(); if (!c0.IsEmpty) c0.CopyTo(cs); }
@@ -117,7 +142,7 @@ public sealed class RecurrentLayer
     public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT,
         Span<float> dh0, Span<float> dc0)
     {
-        if (_lengths.Length == 0) throw new InvalidOperationException("Backward called before Forward.");
+        if (_t == 0) throw new InvalidOperationException("Backward called before Forward.");
         int steps = _t, batch = _b, I = Cell.InputSize, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth;
         int tb = steps * batch, bh = batch * H;
         CheckLength(dy.Length, tb * H, "dy");
@@ -125,14 +150,14 @@ public sealed class RecurrentLayer
         CheckOptional(dhT.Length, bh, "dhT"); CheckOptional(dcT.Length, bh, "dcT");
         CheckOptional(dh0.Length, bh, "dh0"); CheckOptional(dc0.Length, bh, "dc0");
 
-        var dys = Buffer.Ensure(ref _flip, tb * Math.Max(H, I)).AsSpan(0, tb * H);
+        var dys = _flip.AsSpan(0, tb * H);
         if (Reverse) FlipWithin(dy, dys, H); else dy.CopyTo(dys);
-        var dgx = Buffer.Ensure(ref _dgx, tb * GH).AsSpan(0, tb * GH);
-        var dgh = Cell.SeparateRecurrentGradient ? Buffer.Ensure(ref _dgh, tb * GH).AsSpan(0, tb * GH) : dgx;
-        var dh = Buffer.Ensure(ref _dh, bh).AsSpan(0, bh);
-        var dhPrev = Buffer.Ensure(ref _dhPrev, bh).AsSpan(0, bh);
-        var dc = Buffer.Ensure(ref _dc, bh).AsSpan(0, bh);
-        var dcPrev = Buffer.Ensure(ref _dcPrev, bh).AsSpan(0, bh);
+        var dgx = _dgx.AsSpan(0, tb * GH);
+        var dgh = Cell.SeparateRecurrentGradient ? _dgh.AsSpan(0, tb * GH) : dgx;
+        var dh = _dh.AsSpan(0, bh);
+        var dhPrev = _dhPrev.AsSpan(0, bh);
+        var dc = _dc.AsSpan(0, bh);
+        var dcPrev = _dcPrev.AsSpan(0, bh);
         if (dhT.IsEmpty) dh.Clear(); else dhT.CopyTo(dh);
         if (dcT.IsEmpty || !Cell.HasCellState) dc.Clear(); else dcT.CopyTo(dc);
 
@@ -189,7 +214,7 @@ public sealed class RecurrentLayer
         }
 
         if (dx.IsEmpty) return;
-        var dxs = Buffer.Ensure(ref _flip, tb * Math.Max(H, I)).AsSpan(0, tb * I);
+        var dxs = _flip.AsSpan(0, tb * I);
         Gemm.Multiply(false, false, tb, I, GH, 1f, dgx, GH, Cell.WeightIh.Value.Data, I, 0f, dxs, I);
         if (Reverse)
         {

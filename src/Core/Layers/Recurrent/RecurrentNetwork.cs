@@ -28,10 +28,13 @@ public sealed class RecurrentNetwork : Module
     int[] _order = [];                   // (B) batch rows sorted by non-increasing length
     int[] _sortedLengths = [];
     int _t, _b;
-    // Per layer: its (sorted) input and merged output; per direction: its output. Reused across batches.
-    readonly float[]?[] _inputs, _outputs, _dirOut;
-    float[]? _grad, _stateIn, _stateOut, _stateIn2, _stateOut2;
-    readonly float[]?[] _gradIn = new float[2][], _dirGrad = new float[2][]; // per direction
+    int _reservedSteps, _reservedBatch;
+    // Per layer: its (sorted) input and merged output; per direction: its output. Sized by Reserve.
+    readonly float[][] _inputs, _outputs, _dirOut;
+    float[] _grad = [], _stateIn = [], _stateOut = [], _stateIn2 = [], _stateOut2 = [];
+    readonly float[][] _gradIn = [[], []], _dirGrad = [[], []]; // per direction
+    readonly Action<int>[] _forwardDirection, _backwardDirection; // (L) per layer, made once: no closure per call
+    ForwardCall _fwd; BackwardCall _bwd;                          // what the per-direction delegates read
 
     /// <summary>Creates the network with zero weights (initialise them, e.g. with <c>Initializers.InitializeRecurrent</c>).</summary>
     public RecurrentNetwork(RecurrentCellSpec cell, int inputSize, int hiddenSize, int layers = 1,
@@ -53,6 +56,13 @@ public sealed class RecurrentNetwork : Module
             if (l < layers - 1) _dropouts[l] = layer.Add("dropout", new Dropout(dropout, seed + l));
         }
         _inputs = new float[layers][]; _outputs = new float[layers][]; _dirOut = new float[layers * d][];
+        _forwardDirection = new Action<int>[layers]; _backwardDirection = new Action<int>[layers];
+        for (int l = 0; l < layers; l++)
+        {
+            int layer = l;
+            _forwardDirection[l] = k => ForwardDirection(layer, k);
+            _backwardDirection[l] = k => BackwardDirection(layer, k);
+        }
     }
 
     /// <summary>The cell description.</summary>
@@ -90,6 +100,29 @@ public sealed class RecurrentNetwork : Module
     public IReadOnlyList<RecurrentCell> Cells => [.. _layers.Select(l => l.Cell)];
 
     /// <summary>
+    /// Sizes every buffer of the network and its layers for batches of up to <paramref name="steps"/> ×
+    /// <paramref name="batch"/>, so that such batches run forward and backward without allocating.
+    /// <see cref="Forward"/> reserves a larger shape when one arrives.
+    /// </summary>
+    public void Reserve(int steps, int batch)
+    {
+        steps = Math.Max(steps, _reservedSteps); batch = Math.Max(batch, _reservedBatch);
+        if (steps == _reservedSteps && batch == _reservedBatch) return;
+        int d = Directions, O = OutputSize, tb = steps * batch, sl = StateLength(batch), widest = Math.Max(InputSize, O);
+        for (int l = 0; l < LayerCount; l++)
+        {
+            _inputs[l] = new float[tb * (l == 0 ? InputSize : O)];  // (T, B, I or O) sorted rows
+            _outputs[l] = new float[tb * O];                         // (T, B, O) merged directions
+            for (int k = 0; k < d; k++) { _dirOut[l * d + k] = new float[tb * HiddenSize]; _layers[l * d + k].Reserve(steps, batch); }
+        }
+        _grad = new float[tb * widest];
+        for (int k = 0; k < d; k++) { _dirGrad[k] = new float[tb * HiddenSize]; _gradIn[k] = new float[tb * widest]; }
+        _stateIn = new float[sl]; _stateIn2 = new float[sl]; _stateOut = new float[sl]; _stateOut2 = new float[sl];
+        _order = new int[batch]; _sortedLengths = new int[batch];
+        _reservedSteps = steps; _reservedBatch = batch;
+    }
+
+    /// <summary>
     /// Forward pass over sequences of the given <paramref name="lengths"/> (any order, each in [1, T]).
     /// Initial states may be empty (zeros); final-state outputs may be empty (not wanted). Outputs past a
     /// sequence's length are zero. <paramref name="training"/> turns dropout between layers on.
@@ -101,41 +134,39 @@ public sealed class RecurrentNetwork : Module
         if (x.Length != steps * batch * InputSize) throw new ArgumentException($"x has {x.Length} values, expected T·B·I = {steps}·{batch}·{InputSize}.", nameof(x));
         if (y.Length != steps * batch * OutputSize) throw new ArgumentException($"y has {y.Length} values, expected T·B·O = {steps}·{batch}·{OutputSize}.", nameof(y));
         int sl = StateLength(batch);
-        foreach (var (len, name) in new[] { (h0.Length, "h0"), (c0.Length, "c0"), (hT.Length, "hT"), (cT.Length, "cT") })
-            if (len != 0 && len != sl) throw new ArgumentException($"{name} has {len} values, expected L·D·B·H = {sl}.", name);
+        CheckState(h0.Length, sl, "h0"); CheckState(c0.Length, sl, "c0"); CheckState(hT.Length, sl, "hT"); CheckState(cT.Length, sl, "cT");
+        Reserve(steps, batch);
         _t = steps; _b = batch;
         SortByLength(lengths);
 
-        int d = Directions, H = HiddenSize, O = OutputSize, bh = batch * H;
-        SortStates(h0, ref _stateIn);
-        SortStates(c0, ref _stateIn2);
-        var hOut = Buffer.Ensure(ref _stateOut, sl).AsSpan(0, sl);
-        var cOut = Buffer.Ensure(ref _stateOut2, sl).AsSpan(0, sl);
-        var input = Buffer.Ensure(ref _inputs[0], steps * batch * InputSize).AsSpan(0, steps * batch * InputSize);
-        PermuteRows(x, input, InputSize, toSorted: true);
+        int O = OutputSize, tbo = steps * batch * O;
+        SortStates(h0, _stateIn);
+        SortStates(c0, _stateIn2);
+        PermuteRows(x, _inputs[0].AsSpan(0, steps * batch * InputSize), InputSize, toSorted: true);
+        _fwd = new ForwardCall(h0.IsEmpty, c0.IsEmpty);
         for (int l = 0; l < LayerCount; l++)
         {
-            int inSize = l == 0 ? InputSize : O;
-            for (int k = 0; k < d; k++) Buffer.Ensure(ref _dirOut[l * d + k], steps * bh);
-            bool noH0 = h0.IsEmpty, noC0 = c0.IsEmpty;
-            ForEachDirection(l, k =>
-            {
-                int s = l * d + k;
-                _layers[s].Forward(_inputs[l].AsSpan(0, steps * batch * inSize), steps, batch, _sortedLengths,
-                    Slice(_stateIn, noH0, s, bh), Slice(_stateIn2, noC0, s, bh), _dirOut[s].AsSpan(0, steps * bh),
-                    _stateOut.AsSpan(s * bh, bh), _layers[s].Cell.HasCellState ? _stateOut2.AsSpan(s * bh, bh) : default);
-            });
-            var merged = Buffer.Ensure(ref _outputs[l], steps * batch * O).AsSpan(0, steps * batch * O);
+            ForEachDirection(_forwardDirection[l]);
+            var merged = _outputs[l].AsSpan(0, tbo);
             MergeForward(l, merged);
-            if (l + 1 < LayerCount)
-            {
-                var next = Buffer.Ensure(ref _inputs[l + 1], steps * batch * O).AsSpan(0, steps * batch * O);
-                _dropouts[l].Forward(next, merged, training);
-            }
+            if (l + 1 < LayerCount) _dropouts[l].Forward(_inputs[l + 1].AsSpan(0, tbo), merged, training);
         }
-        PermuteRows(_outputs[LayerCount - 1].AsSpan(0, steps * batch * O), y, O, toSorted: false);
-        if (!hT.IsEmpty) PermuteStates(hOut, hT, toSorted: false);
-        if (!cT.IsEmpty) PermuteStates(cOut, cT, toSorted: false);
+        PermuteRows(_outputs[LayerCount - 1].AsSpan(0, tbo), y, O, toSorted: false);
+        if (!hT.IsEmpty) PermuteStates(_stateOut.AsSpan(0, sl), hT, toSorted: false);
+        if (!cT.IsEmpty) PermuteStates(_stateOut2.AsSpan(0, sl), cT, toSorted: false);
+    }
+
+    readonly record struct ForwardCall(bool NoH0, bool NoC0);
+    readonly record struct BackwardCall(bool NeedInput, bool NoDh, bool NoDc);
+
+    // Direction k of layer l over the sorted batch: input _inputs[l], output _dirOut[l·D + k], final states into _stateOut.
+    void ForwardDirection(int l, int k)
+    {
+        int d = Directions, s = l * d + k, steps = _t, batch = _b, bh = batch * HiddenSize;
+        int inSize = l == 0 ? InputSize : OutputSize;
+        _layers[s].Forward(_inputs[l].AsSpan(0, steps * batch * inSize), steps, batch, _sortedLengths.AsSpan(0, batch),
+            Slice(_stateIn, _fwd.NoH0, s, bh), Slice(_stateIn2, _fwd.NoC0, s, bh), _dirOut[s].AsSpan(0, steps * bh),
+            _stateOut.AsSpan(s * bh, bh), _layers[s].Cell.HasCellState ? _stateOut2.AsSpan(s * bh, bh) : default);
     }
 
     /// <summary>
@@ -144,52 +175,56 @@ public sealed class RecurrentNetwork : Module
     /// </summary>
     public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT, Span<float> dh0, Span<float> dc0)
     {
-        if (_order.Length == 0) throw new InvalidOperationException("Backward called before Forward.");
-        int steps = _t, batch = _b, d = Directions, H = HiddenSize, O = OutputSize, bh = batch * H, sl = StateLength(batch);
-        SortStates(dhT, ref _stateIn);
-        SortStates(dcT, ref _stateIn2);
-        var dh0s = Buffer.Ensure(ref _stateOut, sl).AsSpan(0, sl);
-        var dc0s = Buffer.Ensure(ref _stateOut2, sl).AsSpan(0, sl);
-        int maxWidth = Math.Max(InputSize, O);
-        var grad = Buffer.Ensure(ref _grad, steps * batch * maxWidth).AsSpan(0, steps * batch * O);
+        if (_t == 0) throw new InvalidOperationException("Backward called before Forward.");
+        int steps = _t, batch = _b, d = Directions, O = OutputSize, sl = StateLength(batch), tb = steps * batch;
+        SortStates(dhT, _stateIn);
+        SortStates(dcT, _stateIn2);
+        var grad = _grad.AsSpan(0, tb * O);
         PermuteRows(dy, grad, O, toSorted: true);
         for (int l = LayerCount - 1; l >= 0; l--)
         {
-            int inSize = l == 0 ? InputSize : O;
+            int n = tb * (l == 0 ? InputSize : O);
             bool needInput = l > 0 || !dx.IsEmpty;
-            int n = steps * batch * inSize;
             for (int k = 0; k < d; k++)
             {
-                Buffer.Ensure(ref _dirGrad[k], steps * bh);
-                MergeBackward(grad, _dirGrad[k].AsSpan(0, steps * bh), k);
-                if (needInput) Buffer.Ensure(ref _gradIn[k], steps * batch * maxWidth).AsSpan(0, n).Clear();
+                MergeBackward(grad, _dirGrad[k].AsSpan(0, tb * HiddenSize), k);
+                if (needInput) _gradIn[k].AsSpan(0, n).Clear();
             }
             // Each direction adds into its own input gradient, so the two can run at once; then they are summed.
-            bool noDh = dhT.IsEmpty, noDc = dcT.IsEmpty;
-            ForEachDirection(l, k =>
-            {
-                int s = l * d + k;
-                _layers[s].Backward(needInput ? _gradIn[k].AsSpan(0, n) : default, _dirGrad[k].AsSpan(0, steps * bh),
-                    Slice(_stateIn, noDh, s, bh), Slice(_stateIn2, noDc, s, bh), _stateOut.AsSpan(s * bh, bh), _stateOut2.AsSpan(s * bh, bh));
-            });
+            _bwd = new BackwardCall(needInput, dhT.IsEmpty, dcT.IsEmpty);
+            ForEachDirection(_backwardDirection[l]);
             var gradIn = needInput ? _gradIn[0].AsSpan(0, n) : default;
             if (needInput && d == 2) TensorPrimitives.Add(gradIn, _gradIn[1].AsSpan(0, n), gradIn);
             if (l > 0)
             {
                 // Through the dropout between layer l − 1 and l; its output gradient becomes the next grad.
-                grad = Buffer.Ensure(ref _grad, steps * batch * maxWidth).AsSpan(0, steps * batch * O);
+                grad = _grad.AsSpan(0, tb * O);
                 grad.Clear();
                 _dropouts[l - 1].Backward(grad, gradIn);
             }
             else if (!dx.IsEmpty)
             {
-                var unsorted = Buffer.Ensure(ref _grad, steps * batch * maxWidth).AsSpan(0, gradIn.Length); // grad is spent
+                var unsorted = _grad.AsSpan(0, gradIn.Length); // grad is spent
                 PermuteRows(gradIn, unsorted, InputSize, toSorted: false);
                 TensorPrimitives.Add(dx, unsorted, dx);
             }
         }
-        if (!dh0.IsEmpty) PermuteStates(dh0s, dh0, toSorted: false);
-        if (!dc0.IsEmpty) PermuteStates(dc0s, dc0, toSorted: false);
+        if (!dh0.IsEmpty) PermuteStates(_stateOut.AsSpan(0, sl), dh0, toSorted: false);
+        if (!dc0.IsEmpty) PermuteStates(_stateOut2.AsSpan(0, sl), dc0, toSorted: false);
+    }
+
+    // Backward of direction k of layer l: output gradient _dirGrad[k], input gradient into _gradIn[k], dh0/dc0 into _stateOut.
+    void BackwardDirection(int l, int k)
+    {
+        int s = l * Directions + k, steps = _t, batch = _b, bh = batch * HiddenSize;
+        int n = steps * batch * (l == 0 ? InputSize : OutputSize);
+        _layers[s].Backward(_bwd.NeedInput ? _gradIn[k].AsSpan(0, n) : default, _dirGrad[k].AsSpan(0, steps * bh),
+            Slice(_stateIn, _bwd.NoDh, s, bh), Slice(_stateIn2, _bwd.NoDc, s, bh), _stateOut.AsSpan(s * bh, bh), _stateOut2.AsSpan(s * bh, bh));
+    }
+
+    static void CheckState(int length, int expected, string name)
+    {
+        if (length != 0 && length != expected) throw new ArgumentException($"{name} has {length} values, expected L·D·B·H = {expected}.", name);
     }
 
     void MergeForward(int l, Span<float> merged)
@@ -236,11 +271,10 @@ public sealed class RecurrentNetwork : Module
 
     void SortByLength(ReadOnlySpan<int> lengths)
     {
-        if (_order.Length != lengths.Length) { _order = new int[lengths.Length]; _sortedLengths = new int[lengths.Length]; }
         for (int i = 0; i < lengths.Length; i++) RecurrentLayer.CheckSequenceLength(lengths[i], i, _t); // caller's index, before sorting
         // Stable insertion sort by non-increasing length: equal lengths keep their order, and batches are
         // usually sorted already (bucketed by length), which makes it linear.
-        for (int i = 0; i < _order.Length; i++)
+        for (int i = 0; i < lengths.Length; i++)
         {
             int row = i, len = lengths[i], k = i;
             for (; k > 0 && _sortedLengths[k - 1] < len; k--) { _order[k] = _order[k - 1]; _sortedLengths[k] = _sortedLengths[k - 1]; }
@@ -270,17 +304,16 @@ public sealed class RecurrentNetwork : Module
             }
     }
 
-    void SortStates(ReadOnlySpan<float> states, ref float[]? buffer)
+    void SortStates(ReadOnlySpan<float> states, float[] buffer)
     {
-        if (states.IsEmpty) return;
-        PermuteStates(states, Buffer.Ensure(ref buffer, states.Length).AsSpan(0, states.Length), toSorted: true);
+        if (!states.IsEmpty) PermuteStates(states, buffer.AsSpan(0, states.Length), toSorted: true);
     }
 
-    static ReadOnlySpan<float> Slice(float[]? states, bool absent, int s, int bh) => absent ? default : states.AsSpan(s * bh, bh);
+    static ReadOnlySpan<float> Slice(float[] states, bool absent, int s, int bh) => absent ? default : states.AsSpan(s * bh, bh);
 
     // The two directions of a layer are independent: on a multi-core machine they run side by side, each with
     // its multiplies on its own thread, instead of sharing every small per-step multiply between cores.
-    void ForEachDirection(int layer, Action<int> run)
+    void ForEachDirection(Action<int> run)
     {
         if (Directions == 1 || Gemm.MaxThreads < 2 || Environment.ProcessorCount < 2) { for (int k = 0; k < Directions; k++) run(k); return; }
         Parallel.Invoke(() => Gemm.Serially(() => run(0)), () => Gemm.Serially(() => run(1)));
