@@ -68,7 +68,13 @@ public static class SequenceTrainer
         public Module Model => model;
         public int Count => train.Count;
         public int Length(int index) => Math.Min(train.Length(index), options.MaxLength);
-        public SequenceBatch CreateBatch() => new();
+        public SequenceBatch CreateBatch()
+        {
+            int steps = 1;
+            for (int i = 0; i < train.Count; i++) steps = Math.Max(steps, Length(i));
+            model.Reserve(steps, options.BatchSize); // the largest batch shape, once
+            return new();
+        }
 
         public void Fill(SequenceBatch batch, int[] indices)
         {
