@@ -108,6 +108,25 @@ public sealed class SequenceTrainerTests
     }
 
     [TestMethod]
+    public void ALearningRateFarTooHighIsWarnedAbout()
+    {
+        var model = Small();
+        var report = SequenceTrainer.Train(model, SequenceTask.BinaryClassification, Counting(600, 1), null, new SequenceTrainingOptions
+        {
+            Epochs = 2, BatchSize = 8, LearningRate = 1000f, Seed = 1, EarlyStoppingPatience = 0,
+        });
+        Assert.IsNull(report.Divergence);
+        Assert.IsNotEmpty(report.Warnings);
+        StringAssert.Contains(report.Warnings[0], "Epoch 1: the training loss ended at");
+
+        var sane = SequenceTrainer.Train(Small(), SequenceTask.BinaryClassification, Counting(600, 1), null, new SequenceTrainingOptions
+        {
+            Epochs = 2, BatchSize = 8, LearningRate = 0.01f, Seed = 1, EarlyStoppingPatience = 0,
+        });
+        Assert.IsEmpty(sane.Warnings);
+    }
+
+    [TestMethod]
     public void BadLabelsAreRejected()
     {
         var data = SequenceDataset.FromTokens([[1, 2], [3]], [1f, 2f]);

@@ -27,6 +27,29 @@ public abstract class Optimizer
     /// <summary>Number of steps taken.</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>Names of the per-parameter buffers the optimiser keeps (SGD: <c>velocity</c>; Adam: <c>m</c>, <c>v</c>).</summary>
+    public abstract IReadOnlyList<string> StateNames { get; }
+
+    /// <summary>
+    /// The live buffer <paramref name="name"/> (one of <see cref="StateNames"/>) of parameter <paramref name="index"/>,
+    /// as long as the parameter: copy it to save the optimiser, write into it to restore one (with <see cref="RestoreStepCount"/>).
+    /// </summary>
+    public Span<float> State(string name, int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Parameters.Count);
+        return StateBuffer(name, index) ?? throw new ArgumentException($"This optimiser keeps no state named '{name}'; it keeps {string.Join(", ", StateNames)}.", nameof(name));
+    }
+
+    /// <summary>Sets <see cref="StepCount"/> when restoring a saved optimiser (Adam's bias correction depends on it).</summary>
+    public void RestoreStepCount(long steps)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(steps);
+        StepCount = steps;
+    }
+
+    private protected abstract float[]? StateBuffer(string name, int index);
+
     /// <summary>Applies one update from the current gradients (it does not zero them).</summary>
     public void Step()
     {
@@ -68,6 +91,11 @@ public sealed class Sgd : Optimizer
     public bool Nesterov { get; }
     /// <summary>λ, added to the gradient.</summary>
     public float WeightDecay { get; }
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> StateNames { get; } = ["velocity"];
+
+    private protected override float[]? StateBuffer(string name, int index) => name == "velocity" ? _velocity[index] : null;
 
     private protected override void Update(int index, Span<float> w, Span<float> g)
     {
@@ -115,6 +143,11 @@ public sealed unsafe class Adam : Optimizer
     public float WeightDecay { get; }
     /// <summary>True for AdamW.</summary>
     public bool DecoupledWeightDecay { get; }
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> StateNames { get; } = ["m", "v"];
+
+    private protected override float[]? StateBuffer(string name, int index) => name switch { "m" => _m[index], "v" => _v[index], _ => null };
 
     private protected override void Update(int index, Span<float> w, Span<float> g)
     {
