@@ -58,6 +58,9 @@ static class Cases
         foreach (int threads in new[] { 1, 2 })
             yield return new($"LSTM batch-1 latency I{LatencyInput} H{LatencyHidden} T{LatencySteps}, {threads} thread{(threads == 1 ? "" : "s")}",
                 ctx => RecurrentCase(lstm, LatencyInput, LatencyHidden, 1, LatencySteps, false, false, ctx, withTorch: true, latencyThreads: threads));
+        yield return new(ImdbCases.TrainStepName, ImdbCases.TrainStep);
+        yield return new(ImdbCases.ScoringFromTextName, ctx => ImdbCases.Scoring(ctx, fromText: true));
+        yield return new(ImdbCases.ScoringFromKeysName, ctx => ImdbCases.Scoring(ctx, fromText: false));
     }
 
     static CaseSpec Recurrent(RecurrentCellSpec spec, int input, int hidden, int batch, int steps, bool bidirectional, bool train) =>
