@@ -2,6 +2,20 @@ using System.Diagnostics;
 
 namespace DeepSeq.Bench;
 
+/// <summary>How long to warm up and how many timed runs to take.</summary>
+/// <param name="WarmupRuns">Warm-up runs of each side, at least.</param>
+/// <param name="WarmupSeconds">Warm-up time of each side, at least (a run longer than this counts as the whole warm-up).</param>
+/// <param name="MinRepetitions">Timed runs of each side, at least.</param>
+/// <param name="MaxRepetitions">Timed runs of each side, at most.</param>
+/// <param name="MaxSeconds">After <paramref name="MinRepetitions"/>, stop once the timed runs have taken this long.</param>
+sealed record MeasureSettings(int WarmupRuns, double WarmupSeconds, int MinRepetitions, int MaxRepetitions, double MaxSeconds)
+{
+    /// <summary>The full bench: a warm-up long enough for tiered JIT and libtorch's pools, up to 15 timed runs.</summary>
+    public static MeasureSettings Full(int warmupRuns = 3, int repetitions = 15) => new(warmupRuns, 2, 5, repetitions, 30);
+    /// <summary>A check run (--quick): short warm-up, a few timed runs.</summary>
+    public static MeasureSettings Quick(int warmupRuns = 1, int repetitions = 5) => new(warmupRuns, 0.3, Math.Min(3, repetitions), repetitions, 3);
+}
+
 /// <summary>
 /// Median wall times of two implementations of the same work, run alternately (A, B, A, B …) so that both see
 /// the same machine: on a shared 2-core machine the second core's availability drifts over seconds, and
@@ -9,23 +23,39 @@ namespace DeepSeq.Bench;
 /// </summary>
 static class Measure
 {
-    public static (double A, double B) MedianMs(Action a, Action b, int warmup, int repetitions, double maxSeconds = 30)
+    public static (double A, double B) MedianMs(Action a, Action b, MeasureSettings s)
     {
-        // Warm-up: at least `warmup` runs and two seconds each, so that .NET's tiered JIT has promoted the
-        // hot loops, libtorch has sized its pools and both cores are awake.
-        foreach (var run in new[] { a, b })
-        {
-            var warm = Stopwatch.StartNew();
-            for (int i = 0; i < warmup || warm.Elapsed.TotalSeconds < 2; i++) run();
-        }
+        // Warm-up: so that .NET's tiered JIT has promoted the hot loops, libtorch has sized its pools and both
+        // cores are awake.
+        Warm(a, s); Warm(b, s);
         var timesA = new List<double>(); var timesB = new List<double>();
         var total = Stopwatch.StartNew();
-        for (int i = 0; i < repetitions && (i < 5 || total.Elapsed.TotalSeconds < maxSeconds); i++)
+        for (int i = 0; i < s.MaxRepetitions && (i < s.MinRepetitions || total.Elapsed.TotalSeconds < s.MaxSeconds); i++)
         {
             timesA.Add(Time(a));
             timesB.Add(Time(b));
         }
         return (Median(timesA), Median(timesB));
+    }
+
+    /// <summary>Median wall time of one implementation (the vector-path runs, which have no TorchSharp side).</summary>
+    public static double MedianMs(Action a, MeasureSettings s)
+    {
+        Warm(a, s);
+        var times = new List<double>();
+        var total = Stopwatch.StartNew();
+        for (int i = 0; i < s.MaxRepetitions && (i < s.MinRepetitions || total.Elapsed.TotalSeconds < s.MaxSeconds); i++) times.Add(Time(a));
+        return Median(times);
+    }
+
+    static void Warm(Action run, MeasureSettings s)
+    {
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < s.WarmupRuns || warm.Elapsed.TotalSeconds < s.WarmupSeconds; i++)
+        {
+            double ms = Time(run);
+            if (ms > 1000 * s.WarmupSeconds) break; // one slow run (a scalar path) has warmed everything up
+        }
     }
 
     static double Time(Action run)

@@ -1,69 +1,85 @@
-// DeepSeq.Core against TorchSharp-cpu (libtorch, 2 threads) on the same machine, in the same run.
-// Usage: dotnet run -c Release --project bench/DeepSeq.Bench -- [--json PATH] [--filter TEXT] [--threads N]
-// Prints a table of median times and writes, with --json, an array of
-// {case, deepseq_ms, torchsharp_ms, speedup (= torchsharp_ms / deepseq_ms), gflops, peak_share}.
-using System.Text.Json;
+// DeepSeq.Core against TorchSharp-cpu (libtorch) on the same machine, the same work and the same thread count.
+// Usage: dotnet run -c Release --project bench/DeepSeq.Bench -- [--quick] [--cases TEXT[,TEXT…]] [--threads N] [--json PATH] [--list]
+//   --quick    few iterations and less data: checks that every case runs (a few minutes), not figures to quote
+//   --cases    only the cases whose name contains one of the texts (case-insensitive); "paths" selects the vector paths
+//   --threads  threads of both libraries (default: the processor count); the batch-1 cases fix their own, 1 and 2
+//   --json     also write every figure to PATH
+//   --list     print the case names and exit
+// The bench is a parent process that measures the multiply-add peaks and then starts itself as child runs:
+//   1. every case, DeepSeq and TorchSharp alternately, with GOMP_SPINCOUNT=20000 (torch's threads sleep soon);
+//   2. every case again with libtorch's default OpenMP settings (GOMP_SPINCOUNT and OMP_WAIT_POLICY unset);
+//   3. the LSTM training step, DeepSeq alone, on each vector path (DOTNET_EnableAVX512=0, DOTNET_EnableAVX2=0,
+//      DOTNET_EnableHWIntrinsic=0 and the default), each reporting which vector widths were accelerated.
+// It then prints one table with both TorchSharp settings side by side.
 using DeepSeq.Bench;
-using DeepSeq.Core.Kernels;
 
-// libtorch's OpenMP threads spin after each parallel region (GNU OpenMP: 300,000 spins by default, about
-// milliseconds). Run side by side in one process, that spinning takes the cores DeepSeq's next run needs
-// (measured here: DeepSeq's GEMM 17–19 ms while torch's threads spin, 12 ms otherwise). GOMP_SPINCOUNT=20000
-// still covers the gap between torch's own back-to-back regions (its batch-1 LSTM keeps its best time,
-// 0.16 ms) but ends before DeepSeq starts. libgomp reads it when it loads, hence the relaunch.
-if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null && Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is null && Environment.ProcessPath is string self)
+var options = BenchOptions.Parse(args);
+if (options is null) return 2;
+if (options.List)
 {
-    var psi = new System.Diagnostics.ProcessStartInfo(self) { UseShellExecute = false };
-    if (!self.EndsWith("DeepSeq.Bench", StringComparison.Ordinal) && !self.EndsWith("DeepSeq.Bench.exe", StringComparison.Ordinal))
-        psi.ArgumentList.Add(typeof(Measure).Assembly.Location); // started as `dotnet DeepSeq.Bench.dll`
-    foreach (var a in args) psi.ArgumentList.Add(a);
-    psi.Environment["GOMP_SPINCOUNT"] = "20000";
-    using var child = System.Diagnostics.Process.Start(psi)!;
-    child.WaitForExit();
-    return child.ExitCode;
+    foreach (var c in Cases.All()) Console.WriteLine(c.Name);
+    Console.WriteLine(Runs.PathCaseName(options.Quick));
+    return 0;
 }
-
-string? jsonPath = null, filter = null;
-int threads = Environment.ProcessorCount;
-for (int i = 0; i < args.Length; i++)
+return options.Child switch
 {
-    switch (args[i])
-    {
-        case "--json": jsonPath = args[++i]; break;
-        case "--filter": filter = args[++i]; break;
-        case "--threads": threads = int.Parse(args[++i]); break;
-        default: Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: [--json PATH] [--filter TEXT] [--threads N]"); return 2;
-    }
-}
+    null => Runs.Parent(options),
+    "path" => Runs.PathChild(options),
+    _ => Runs.TorchChild(options),
+};
 
-LibTorchSharpFix.Apply();
-TorchSharp.torch.set_num_threads(threads);
-Gemm.MaxThreads = threads;
-
-double peak = FmaPeak.GigaFlops(threads);
-Console.WriteLine($"Threads: {threads}. FMA peak (float32, {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? 512 : 256)}-bit): {peak:F1} GFLOP/s");
-Console.WriteLine();
-Console.WriteLine($"{"case",-44} {"DeepSeq ms",11} {"Torch ms",10} {"speedup",8} {"GFLOP/s",8} {"of peak",8}");
-
-var results = new List<Dictionary<string, object>>();
-foreach (var c in Cases.All())
+/// <summary>The command line.</summary>
+sealed record BenchOptions
 {
-    if (filter is not null && !c.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)) continue;
-    using (c)
+    public string? Json, Child, Out;
+    public string[]? Cases;
+    public int Threads = Environment.ProcessorCount, PathIndex;
+    public bool Quick, List;
+
+    public const string Usage = "Usage: [--quick] [--cases TEXT[,TEXT…]] [--threads N] [--json PATH] [--list]";
+
+    public static BenchOptions? Parse(string[] args)
     {
-        var (ours, theirs) = Measure.MedianMs(c.DeepSeq, c.Torch, c.Warmup, c.Repetitions);
-        double gflops = c.Flops / (ours * 1e6);
-        Console.WriteLine($"{c.Name,-44} {ours,11:F3} {theirs,10:F3} {theirs / ours,7:F2}x {gflops,8:F1} {gflops / peak,7:P0}");
-        results.Add(new()
+        var o = new BenchOptions();
+        try
         {
-            ["case"] = c.Name, ["deepseq_ms"] = Math.Round(ours, 4), ["torchsharp_ms"] = Math.Round(theirs, 4),
-            ["speedup"] = Math.Round(theirs / ours, 3), ["gflops"] = Math.Round(gflops, 2), ["peak_share"] = Math.Round(gflops / peak, 3),
-        });
+            for (int i = 0; i < args.Length; i++)
+            {
+                string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
+                switch (args[i])
+                {
+                    case "--json": o.Json = Path.GetFullPath(Next()); break;
+                    case "--cases" or "--filter": o.Cases = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); break;
+                    case "--threads": o.Threads = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
+                    case "--quick": o.Quick = true; break;
+                    case "--list": o.List = true; break;
+                    // Internal: how the parent starts its child runs.
+                    case "--child": o.Child = Next(); break;
+                    case "--path": o.PathIndex = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
+                    case "--out": o.Out = Next(); break;
+                    default: throw new ArgumentException($"Unknown argument '{args[i]}'.");
+                }
+            }
+            if (o.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
+            return o;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            Console.Error.WriteLine($"{e.Message} {Usage}");
+            return null;
+        }
+    }
+
+    /// <summary>True when <paramref name="name"/> is selected by --cases (all are without it).</summary>
+    public bool Selects(string name) => Cases is null || Cases.Any(c => name.Contains(c, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>The arguments a child run is started with.</summary>
+    public IEnumerable<string> ChildArguments(string child, string output)
+    {
+        yield return "--child"; yield return child;
+        yield return "--out"; yield return output;
+        yield return "--threads"; yield return Threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (Quick) yield return "--quick";
+        if (Cases is not null) { yield return "--cases"; yield return string.Join(',', Cases); }
     }
 }
-if (jsonPath is not null)
-{
-    File.WriteAllText(jsonPath, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
-    Console.WriteLine($"\nWrote {jsonPath}");
-}
-return 0;
