@@ -126,13 +126,13 @@ static class Cases
         Action ours = train
             ? () =>
             {
-                net.Forward(x, steps, batch, lengths, default, default, y, default, default, training: true);
+                net.Forward(y, default, default, x, default, default, lengths, steps, batch, training: true);
                 adam.ZeroGradients();
                 Array.Clear(dx); // Backward adds into dx
-                net.Backward(dx, dy, default, default, default, default);
+                net.Backward(dx, default, default, dy, default, default);
                 adam.Step();
             }
-            : () => net.Forward(x, steps, batch, lengths, default, default, y, default, default, training: false);
+            : () => net.Forward(y, default, default, x, default, default, lengths, steps, batch, training: false);
 
         var settings = latency
             ? (ctx.Quick ? MeasureSettings.Quick(20, 50) : MeasureSettings.Full(50, 400))

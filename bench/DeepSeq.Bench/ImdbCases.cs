@@ -57,7 +57,7 @@ static class ImdbCases
         Action ours = () =>
         {
             // What SequenceTrainer does per batch.
-            model.Forward(batch, logits, training: true);
+            model.Forward(logits, batch, training: true);
             Losses.BinaryCrossEntropyWithLogits(logits, targets, dLogits);
             adam.ZeroGradients();
             model.Backward(dLogits);
