@@ -1,0 +1,239 @@
+using System.Numerics.Tensors;
+using DeepSeq.Core.Kernels;
+
+namespace DeepSeq.Core.Layers.Convolution;
+
+/// <summary>
+/// 2-D convolution (cross-correlation, as PyTorch's <c>nn.Conv2d</c>) with stride and zero padding, mapped onto
+/// the packed GEMM through im2col. Images are channels-last (NHWC), so one output position's patch is
+/// KH·KW runs of Cin contiguous values and the whole batch is one tall product.
+/// </summary>
+/// <remarks>
+/// <para>Shape key: N images, H × W input, C input channels (Cin), F filters (Cout), Ho × Wo output,
+/// P = Ho·Wo output positions, K = KH·KW·Cin patch length.
+/// x (N, H, W, Cin); y (N, Ho, Wo, F); W (F, KH, KW, Cin) — PyTorch's (F, Cin, KH, KW) with Cin moved last;
+/// b (F).</para>
+/// <para>Equations: col[(n,oy,ox), (ky,kx,c)] = x[n, oy·s − p + ky, ox·s − p + kx, c] (0 outside);
+/// y = col·Wᵀ + b. Backward: dW += dyᵀ·col; db += Σ dy; dcol = dy·W; dx += col2im(dcol).</para>
+/// <para>The batch is cut into chunks of whole images (about <see cref="ChunkRows"/> patch rows each, so a
+/// chunk's columns stay in cache); chunks run in parallel, each thread with its own column buffer and every
+/// multiply on that thread. Weight gradients are summed per chunk and then over chunks in chunk order, so the
+/// result does not depend on the thread count.</para>
+/// </remarks>
+public sealed class Conv2d : Module
+{
+    /// <summary>Target patch rows per chunk: a 4096 × K block (K ≤ 576 in a ResNet-20) stays within L2/L3.</summary>
+    public const int ChunkRows = 4096;
+
+    [ThreadStatic] static float[]? t_columns; // (rows of a chunk, K) im2col, then dcol, per thread
+    float[]? _dWeightParts;             // (chunks, F, K) per-chunk weight gradients, summed in chunk order
+
+    /// <summary>Creates the layer with zero weights (initialise with <see cref="Training.Initializers.HeNormal"/>).</summary>
+    public Conv2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0, bool useBias = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(inChannels, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(outChannels, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(kernelSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(stride, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(padding);
+        if (padding >= kernelSize) throw new ArgumentOutOfRangeException(nameof(padding), padding, $"Padding must be smaller than the kernel ({kernelSize}).");
+        InChannels = inChannels; OutChannels = outChannels; KernelSize = kernelSize; Stride = stride; Padding = padding;
+        Weight = AddParameter("weight", outChannels, kernelSize, kernelSize, inChannels);
+        Bias = useBias ? AddParameter("bias", outChannels) : null;
+    }
+
+    /// <summary>Input channels Cin.</summary>
+    public int InChannels { get; }
+    /// <summary>Output channels (filters) F.</summary>
+    public int OutChannels { get; }
+    /// <summary>Kernel height and width.</summary>
+    public int KernelSize { get; }
+    /// <summary>Step between output positions.</summary>
+    public int Stride { get; }
+    /// <summary>Zeros added on every side.</summary>
+    public int Padding { get; }
+    /// <summary>W, (F, KH, KW, Cin).</summary>
+    public Parameter Weight { get; }
+    /// <summary>b, (F), or null without bias (the usual choice before batch normalisation).</summary>
+    public Parameter? Bias { get; }
+
+    /// <summary>Patch length K = KH·KW·Cin: the fan-in of each filter.</summary>
+    public int PatchLength => KernelSize * KernelSize * InChannels;
+
+    /// <summary>Output height (or width) for an input height (or width) <paramref name="size"/>.</summary>
+    public int OutputSize(int size)
+    {
+        int o = (size + 2 * Padding - KernelSize) / Stride + 1;
+        if (size + 2 * Padding < KernelSize) throw new ArgumentException($"An input of size {size} with padding {Padding} is smaller than the {KernelSize}×{KernelSize} kernel.");
+        return o;
+    }
+
+    // A 1×1 kernel at stride 1 without padding reads x itself as its columns.
+    bool Pointwise => KernelSize == 1 && Stride == 1 && Padding == 0;
+
+    /// <summary>y = conv(x) + b for <paramref name="n"/> images of <paramref name="h"/> × <paramref name="w"/>.</summary>
+    public void Forward(Span<float> y, ReadOnlySpan<float> x, int n, int h, int w)
+    {
+        int ho = OutputSize(h), wo = OutputSize(w), p = ho * wo, k = PatchLength, f = OutChannels;
+        CheckLength(x.Length, n * h * w * InChannels, "x"); CheckLength(y.Length, n * p * f, "y");
+        var weight = Weight.Value.Data;
+        var bias = Bias?.Value.Data;
+        ForEachChunk(n, p, x, y, (xs, ys, i0, i1) =>
+        {
+            var xa = xs.Span; var ya = ys.Span;
+            int rows = (i1 - i0) * p;
+            ReadOnlySpan<float> col = Pointwise ? xa.Slice(i0 * p * k, rows * k) : Im2Col(xa, i0, i1, h, w, ho, wo);
+            var yc = ya.Slice(i0 * p * f, rows * f);
+            Gemm.Multiply(false, true, rows, f, k, 1f, col, k, weight, k, 0f, yc, f);
+            if (bias is not null)
+                for (int r = 0; r < rows; r++) TensorPrimitives.Add(yc.Slice(r * f, f), bias, yc.Slice(r * f, f));
+        });
+    }
+
+    /// <summary>
+    /// dW += dyᵀ·col; db += Σ dy; dx += col2im(dy·W) (skipped when <paramref name="dx"/> is empty: the input image).
+    /// </summary>
+    public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int n, int h, int w)
+    {
+        int ho = OutputSize(h), wo = OutputSize(w), p = ho * wo, k = PatchLength, f = OutChannels;
+        CheckLength(x.Length, n * h * w * InChannels, "x"); CheckLength(dy.Length, n * p * f, "dy");
+        if (!dx.IsEmpty) CheckLength(dx.Length, x.Length, "dx");
+        int perChunk = ImagesPerChunk(p), chunks = (n + perChunk - 1) / perChunk;
+        var parts = Buffer.Ensure(ref _dWeightParts, chunks * f * k);
+        var weight = Weight.Value.Data;
+        bool wantDx = !dx.IsEmpty;
+        unsafe
+        {
+            fixed (float* pdy = dy)
+            fixed (float* pdx = dx)
+            {
+                nint idy = (nint)pdy, idx = (nint)pdx;
+                int dyLength = dy.Length, dxLength = dx.Length;
+                ForEachChunk(n, p, x, default, (xs, _, i0, i1) =>
+                {
+                    var xa = xs.Span;
+                    var dya = new ReadOnlySpan<float>((float*)idy, dyLength);
+                    int rows = (i1 - i0) * p, chunk = i0 / perChunk;
+                    ReadOnlySpan<float> col = Pointwise ? xa.Slice(i0 * p * k, rows * k) : Im2Col(xa, i0, i1, h, w, ho, wo);
+                    var dyc = dya.Slice(i0 * p * f, rows * f);
+                    Gemm.Multiply(true, false, f, k, rows, 1f, dyc, f, col, k, 0f, parts.AsSpan(chunk * f * k, f * k), k);
+                    if (!wantDx) return;
+                    var dxa = new Span<float>((float*)idx, dxLength);
+                    if (Pointwise)
+                        Gemm.Multiply(false, false, rows, k, f, 1f, dyc, f, weight, k, 1f, dxa.Slice(i0 * p * k, rows * k), k);
+                    else
+                    {
+                        var dcol = Columns(rows * k);
+                        Gemm.Multiply(false, false, rows, k, f, 1f, dyc, f, weight, k, 0f, dcol, k);
+                        Col2ImAdd(dxa, dcol, i0, i1, h, w, ho, wo);
+                    }
+                });
+            }
+        }
+        var dW = Weight.Gradient.Data;
+        for (int c = 0; c < chunks; c++) TensorPrimitives.Add(dW, parts.AsSpan(c * f * k, f * k), dW);
+        if (Bias is not null)
+        {
+            var db = Bias.Gradient.Data;
+            for (int r = 0; r < n * p; r++) TensorPrimitives.Add(db, dy.Slice(r * f, f), db);
+        }
+    }
+
+    delegate void ChunkWork(ReadOnlyMemoryOf xs, MemoryOf ys, int i0, int i1);
+
+    // Span-carrying handles: the chunks run on pool threads, which cannot capture spans.
+    readonly unsafe struct ReadOnlyMemoryOf(float* p, int length)
+    {
+        public ReadOnlySpan<float> Span => new(p, length);
+    }
+
+    readonly unsafe struct MemoryOf(float* p, int length)
+    {
+        public Span<float> Span => new(p, length);
+    }
+
+    static int ImagesPerChunk(int positions) => Math.Max(1, ChunkRows / positions);
+
+    // Runs work over chunks of whole images, in parallel over threads, every multiply on its own thread.
+    static unsafe void ForEachChunk(int n, int positions, ReadOnlySpan<float> x, Span<float> y, ChunkWork work)
+    {
+        int perChunk = ImagesPerChunk(positions), chunks = (n + perChunk - 1) / perChunk;
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            var xs = new ReadOnlyMemoryOf(px, x.Length);
+            var ys = new MemoryOf(py, y.Length);
+            int threads = Math.Clamp(Gemm.MaxThreads, 1, chunks);
+            if (threads == 1)
+            {
+                for (int c = 0; c < chunks; c++) work(xs, ys, c * perChunk, Math.Min(n, (c + 1) * perChunk));
+                return;
+            }
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+                Gemm.Serially(() =>
+                {
+                    for (int c = t; c < chunks; c += threads) work(xs, ys, c * perChunk, Math.Min(n, (c + 1) * perChunk));
+                }));
+        }
+    }
+
+    static float[] Columns(int length)
+    {
+        var buffer = t_columns;
+        if (buffer is null || buffer.Length < length) t_columns = buffer = new float[length];
+        return buffer;
+    }
+
+    // col (rows of images i0 … i1−1, K): each row the KH·KW runs of Cin channels under one output position.
+    Span<float> Im2Col(ReadOnlySpan<float> x, int i0, int i1, int h, int w, int ho, int wo)
+    {
+        int c = InChannels, k = PatchLength, ks = KernelSize;
+        var col = Columns((i1 - i0) * ho * wo * k).AsSpan(0, (i1 - i0) * ho * wo * k);
+        int row = 0;
+        for (int img = i0; img < i1; img++)
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++, row++)
+                {
+                    var dst = col.Slice(row * k, k);
+                    for (int ky = 0; ky < ks; ky++)
+                    {
+                        int iy = oy * Stride - Padding + ky;
+                        var run = dst.Slice(ky * ks * c, ks * c);
+                        if ((uint)iy >= (uint)h) { run.Clear(); continue; }
+                        for (int kx = 0; kx < ks; kx++)
+                        {
+                            int ix = ox * Stride - Padding + kx;
+                            if ((uint)ix >= (uint)w) run.Slice(kx * c, c).Clear();
+                            else x.Slice(((img * h + iy) * w + ix) * c, c).CopyTo(run.Slice(kx * c, c));
+                        }
+                    }
+                }
+        return col;
+    }
+
+    // dx += col2im(dcol): each patch value adds back into the input position it was copied from.
+    void Col2ImAdd(Span<float> dx, ReadOnlySpan<float> dcol, int i0, int i1, int h, int w, int ho, int wo)
+    {
+        int c = InChannels, k = PatchLength, ks = KernelSize, row = 0;
+        for (int img = i0; img < i1; img++)
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++, row++)
+                    for (int ky = 0; ky < ks; ky++)
+                    {
+                        int iy = oy * Stride - Padding + ky;
+                        if ((uint)iy >= (uint)h) continue;
+                        for (int kx = 0; kx < ks; kx++)
+                        {
+                            int ix = ox * Stride - Padding + kx;
+                            if ((uint)ix >= (uint)w) continue;
+                            var target = dx.Slice(((img * h + iy) * w + ix) * c, c);
+                            TensorPrimitives.Add(target, dcol.Slice(row * k + (ky * ks + kx) * c, c), target);
+                        }
+                    }
+    }
+
+    static void CheckLength(int actual, int expected, string name)
+    {
+        if (actual != expected) throw new ArgumentException($"{name} has {actual} values; this convolution needs {expected}.", name);
+    }
+}
