@@ -18,9 +18,11 @@ namespace DeepSeq.Core.Layers.Convolution;
 public sealed class BatchNorm2d : Module
 {
     float[]? _normalized;                 // (M, C) x̂ of the last forward; backward reads it
-    readonly float[] _inverseStd, _scale; // (C) σ⁻¹ of the last forward; γσ⁻¹
-    readonly double[] _sum, _sumSquares;  // (C) accumulators (double: M is 10⁵ rows)
-    readonly float[] _chunk;              // (C) float partial sums of a few rows
+    readonly double[] _sum, _sumProducts; // (C) Σ x (or Σ dy) and Σ (x − μ)² (or Σ dy·x̂), in double: M is 10⁵ rows
+    // Per-channel vectors tiled R = Tile / C times, so that the row loops run over R rows per call rather than
+    // one row of C (often 16) values: σ⁻¹, the mean (or running mean), γσ⁻¹, and two scratch rows.
+    readonly float[] _inverseStd, _mean, _scale, _offset, _accumulator;
+    readonly int _tileRows;
     bool _trainingForward;
 
     /// <summary>Creates the layer with γ = 1, β = 0, running mean 0 and running variance 1.</summary>
@@ -36,8 +38,10 @@ public sealed class BatchNorm2d : Module
         RunningMean = AddState("running_mean", channels);
         RunningVariance = AddState("running_var", channels);
         Array.Fill(RunningVariance.Data, 1f);
-        _inverseStd = new float[channels]; _scale = new float[channels]; _chunk = new float[channels];
-        _sum = new double[channels]; _sumSquares = new double[channels];
+        _tileRows = Math.Max(1, 512 / channels);
+        int tile = _tileRows * channels;
+        _inverseStd = new float[tile]; _mean = new float[tile]; _scale = new float[tile]; _offset = new float[tile]; _accumulator = new float[tile];
+        _sum = new double[channels]; _sumProducts = new double[channels];
     }
 
     /// <summary>Channels C.</summary>
@@ -65,37 +69,37 @@ public sealed class BatchNorm2d : Module
         _trainingForward = training;
         if (training)
         {
-            // Mean, then the variance about it (two passes: no cancellation); float partial sums of 64 rows, then double.
-            ColumnSums(x, rows, null);
-            for (int j = 0; j < c; j++) _scale[j] = (float)(_sum[j] / rows); // the mean, for the second pass
-            ColumnSums(x, rows, _scale);
+            // The mean, then the variance about it (two passes: no cancellation).
+            ColumnSums(_sum, x, default, rows);
+            for (int j = 0; j < c; j++) _mean[j] = (float)(_sum[j] / rows);
+            Tile(_mean);
+            ColumnSums(_sumProducts, x, _mean, rows);
             float m = Momentum;
             for (int j = 0; j < c; j++)
             {
-                double mean = _sum[j] / rows, variance = _sumSquares[j] / rows;
+                double mean = _sum[j] / rows, variance = _sumProducts[j] / rows;
                 _inverseStd[j] = (float)(1 / Math.Sqrt(variance + Epsilon));
                 RunningMean.Data[j] = (float)((1 - m) * RunningMean.Data[j] + m * mean);
                 RunningVariance.Data[j] = (float)((1 - m) * RunningVariance.Data[j] + m * variance * rows / (rows - 1));
-            }
-            for (int r = 0; r < rows; r++)
-            {
-                var xn = norm.Slice(r * c, c);
-                TensorPrimitives.Subtract(x.Slice(r * c, c), _scale, xn);
-                TensorPrimitives.Multiply(xn, _inverseStd, xn);
             }
         }
         else
         {
             for (int j = 0; j < c; j++) _inverseStd[j] = 1f / MathF.Sqrt(RunningVariance.Data[j] + Epsilon);
-            for (int r = 0; r < rows; r++)
-            {
-                var xn = norm.Slice(r * c, c);
-                TensorPrimitives.Subtract(x.Slice(r * c, c), RunningMean.Data, xn);
-                TensorPrimitives.Multiply(xn, _inverseStd, xn);
-            }
+            RunningMean.Data.CopyTo(_mean, 0);
+            Tile(_mean);
         }
-        var gamma = Gamma.Value.Data; var beta = Beta.Value.Data;
-        for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(norm.Slice(r * c, c), gamma, beta, y.Slice(r * c, c));
+        Tile(_inverseStd);
+        Gamma.Value.Data.CopyTo(_scale, 0); Tile(_scale);
+        Beta.Value.Data.CopyTo(_offset, 0); Tile(_offset);
+        for (int start = 0; start < rows * c; start += _mean.Length)
+        {
+            int len = Math.Min(_mean.Length, rows * c - start);
+            var xn = norm.Slice(start, len);
+            TensorPrimitives.Subtract(x.Slice(start, len), _mean.AsSpan(0, len), xn);
+            TensorPrimitives.Multiply(xn, _inverseStd.AsSpan(0, len), xn);
+            TensorPrimitives.FusedMultiplyAdd(xn, _scale.AsSpan(0, len), _offset.AsSpan(0, len), y.Slice(start, len));
+        }
     }
 
     /// <summary>dγ += Σ dy·x̂; dβ += Σ dy; dx += the input gradient of the last forward's mode (see the remarks).</summary>
@@ -104,68 +108,61 @@ public sealed class BatchNorm2d : Module
         int c = Channels;
         var norm = (_normalized ?? throw new InvalidOperationException("Backward called before Forward.")).AsSpan(0, rows * c);
         if (dy.Length != rows * c || dx.Length != rows * c) throw new ArgumentException($"Batch norm over {c} channels needs {rows * c} values in dx and dy.");
-        // Σ dy (into _sum) and Σ dy·x̂ (into _sumSquares).
-        Array.Clear(_sum); Array.Clear(_sumSquares);
-        for (int start = 0; start < rows; start += 64)
-        {
-            int end = Math.Min(rows, start + 64);
-            Array.Clear(_chunk);
-            for (int r = start; r < end; r++) TensorPrimitives.Add(_chunk, dy.Slice(r * c, c), _chunk);
-            for (int j = 0; j < c; j++) _sum[j] += _chunk[j];
-            Array.Clear(_chunk);
-            for (int r = start; r < end; r++) TensorPrimitives.FusedMultiplyAdd(dy.Slice(r * c, c), norm.Slice(r * c, c), _chunk, _chunk);
-            for (int j = 0; j < c; j++) _sumSquares[j] += _chunk[j];
-        }
+        ColumnSums(_sum, dy, default, rows);             // Σ dy
+        ColumnSums(_sumProducts, dy, default, rows, norm); // Σ dy·x̂
         var gamma = Gamma.Value.Data; var dGamma = Gamma.Gradient.Data; var dBeta = Beta.Gradient.Data;
         for (int j = 0; j < c; j++)
         {
-            dGamma[j] += (float)_sumSquares[j];
+            dGamma[j] += (float)_sumProducts[j];
             dBeta[j] += (float)_sum[j];
             _scale[j] = gamma[j] * _inverseStd[j];
+            // dx += γσ⁻¹·dy − γσ⁻¹·mean(dy) − x̂·γσ⁻¹·mean(dy·x̂): a scale, an offset and an x̂ coefficient per channel.
+            _offset[j] = _trainingForward ? (float)(-_scale[j] * _sum[j] / rows) : 0f;
+            _mean[j] = _trainingForward ? (float)(-_scale[j] * _sumProducts[j] / rows) : 0f; // reused as the x̂ coefficient
         }
-        if (!_trainingForward)
+        Tile(_scale); Tile(_offset); Tile(_mean);
+        for (int start = 0; start < rows * c; start += _scale.Length)
         {
-            for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(dy.Slice(r * c, c), _scale, dx.Slice(r * c, c), dx.Slice(r * c, c));
-            return;
-        }
-        // dx += γσ⁻¹·dy − γσ⁻¹·mean(dy) − x̂·γσ⁻¹·mean(dy·x̂): per channel a scale, an offset and an x̂ coefficient.
-        Span<float> offset = c <= 512 ? stackalloc float[c] : new float[c];
-        Span<float> slope = c <= 512 ? stackalloc float[c] : new float[c];
-        for (int j = 0; j < c; j++)
-        {
-            offset[j] = (float)(-_scale[j] * _sum[j] / rows);
-            slope[j] = (float)(-_scale[j] * _sumSquares[j] / rows);
-        }
-        for (int r = 0; r < rows; r++)
-        {
-            var d = dx.Slice(r * c, c);
-            TensorPrimitives.FusedMultiplyAdd(dy.Slice(r * c, c), _scale, d, d);
-            TensorPrimitives.FusedMultiplyAdd(norm.Slice(r * c, c), slope, d, d);
-            TensorPrimitives.Add(d, offset, d);
+            int len = Math.Min(_scale.Length, rows * c - start);
+            var d = dx.Slice(start, len);
+            TensorPrimitives.FusedMultiplyAdd(dy.Slice(start, len), _scale.AsSpan(0, len), d, d);
+            if (!_trainingForward) continue;
+            TensorPrimitives.FusedMultiplyAdd(norm.Slice(start, len), _mean.AsSpan(0, len), d, d);
+            TensorPrimitives.Add(d, _offset.AsSpan(0, len), d);
         }
     }
 
-    // Σ x per channel into _sum, or (given the mean) Σ (x − mean)² into _sumSquares.
-    void ColumnSums(ReadOnlySpan<float> x, int rows, float[]? mean)
+    // Repeats the first C values of a per-channel vector over its R rows.
+    void Tile(float[] v)
     {
-        int c = Channels;
-        var target = mean is null ? _sum : _sumSquares;
+        for (int r = 1; r < _tileRows; r++) Array.Copy(v, 0, v, r * Channels, Channels);
+    }
+
+    // target[j] = Σ over rows of x (minus the tiled mean, squared, when given; times other, when given), per channel.
+    // Float partial sums over 64 tiles, then double.
+    void ColumnSums(double[] target, ReadOnlySpan<float> x, ReadOnlySpan<float> mean, int rows, ReadOnlySpan<float> other = default)
+    {
+        int c = Channels, tile = _accumulator.Length, total = rows * c;
         Array.Clear(target);
-        Span<float> centred = c <= 512 ? stackalloc float[c] : new float[c];
-        for (int start = 0; start < rows; start += 64)
+        Span<float> centred = stackalloc float[tile];
+        for (int block = 0; block < total; block += 64 * tile)
         {
-            int end = Math.Min(rows, start + 64);
-            Array.Clear(_chunk);
-            for (int r = start; r < end; r++)
+            Array.Clear(_accumulator);
+            for (int start = block; start < Math.Min(total, block + 64 * tile); start += tile)
             {
-                if (mean is null) TensorPrimitives.Add(_chunk, x.Slice(r * c, c), _chunk);
-                else
+                int len = Math.Min(tile, total - start);
+                var acc = _accumulator.AsSpan(0, len);
+                var xs = x.Slice(start, len);
+                if (!mean.IsEmpty)
                 {
-                    TensorPrimitives.Subtract(x.Slice(r * c, c), mean, centred);
-                    TensorPrimitives.FusedMultiplyAdd(centred, centred, _chunk, _chunk);
+                    var z = centred[..len];
+                    TensorPrimitives.Subtract(xs, mean[..len], z);
+                    TensorPrimitives.FusedMultiplyAdd(z, z, acc, acc);
                 }
+                else if (!other.IsEmpty) TensorPrimitives.FusedMultiplyAdd(xs, other.Slice(start, len), acc, acc);
+                else TensorPrimitives.Add(acc, xs, acc);
             }
-            for (int j = 0; j < c; j++) target[j] += _chunk[j];
+            for (int i = 0; i < tile; i++) target[i % c] += _accumulator[i];
         }
     }
 }
