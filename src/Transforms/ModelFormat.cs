@@ -11,6 +11,9 @@ namespace DeepSeq.MLNet.Transforms;
 public sealed record SavedSequenceModel(SequenceTask Task, SequenceModelConfig Config, IReadOnlyList<string> ClassNames,
     int MaxLength, bool KeepEnd, int FeaturesPerStep, IReadOnlyDictionary<string, float[]> Weights)
 {
+    /// <summary>The report of the training that made the model, or null when the saved format does not carry it.</summary>
+    public TrainingReport? Report { get; init; }
+
     /// <summary>Captures a trained model.</summary>
     public static SavedSequenceModel From(SequenceModel model, SequenceTask task, IReadOnlyList<string> classNames, int maxLength, bool keepEnd, int featuresPerStep)
         => new(task, model.Config, classNames, maxLength, keepEnd, featuresPerStep,
