@@ -145,7 +145,7 @@ public sealed class DeepSeqCatalog
         var key = _ml.Data.LoadFromEnumerable([new KeyRow()]);
         DataViewSchema output;
         try { output = map.GetOutputSchema(key.Schema); }
-        catch (ArgumentOutOfRangeException) { return null; } // a value mapping of other columns
+        catch (ArgumentException) { return null; } // a value mapping of other columns
         if (output.GetColumnOrNull(DeepSeqColumns.Model) is not { Type: TextDataViewType } column) return null;
         var text = map.Transform(key).GetColumn<string>(column).Single();
         return text.StartsWith("DeepSeq.v", StringComparison.Ordinal) ? text : null;
