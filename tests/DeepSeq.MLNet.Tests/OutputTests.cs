@@ -101,8 +101,10 @@ public sealed class OutputTests
             Assert.IsNull(loaded.Architecture.Peepholes);
             CollectionAssert.AreEquivalent(fitted.Weights.Keys.ToList(), loaded.Weights.Keys.ToList());
             foreach (var (name, w) in fitted.Weights) Assert.IsTrue(w.Span.SequenceEqual(loaded.Weights[name].Span), name);
-            // The report travels with the model once the saved format carries it.
-            if (loaded.TrainingReport is { } report) Assert.AreEqual(fitted.TrainingReport.BestEpoch, report.BestEpoch);
+            // The report travels with the model.
+            var report = loaded.TrainingReport ?? throw new AssertFailedException("the loaded model has no training report");
+            Assert.AreEqual(fitted.TrainingReport.BestEpoch, report.BestEpoch);
+            CollectionAssert.AreEqual(fitted.TrainingReport.Epochs.Select(e => e.TrainLoss).ToList(), report.Epochs.Select(e => e.TrainLoss).ToList());
         }
         finally { File.Delete(path); }
 
