@@ -105,6 +105,29 @@ public sealed class DeepSeqCatalog
     public SequenceRegressionTrainer Regression(SequenceRegressionTrainer.Options options) => new(_ml, options);
 
     /// <summary>
+    /// A residual CNN image classifier (ResNet-20 by default: three stages of 16, 32, 64 channels, 3 basic blocks
+    /// each, batch norm, ReLU, flip and crop augmentation, SGD with Nesterov momentum and a one-cycle schedule).
+    /// </summary>
+    /// <param name="labelColumnName">Key label column (from <c>MapValueToKey</c>).</param>
+    /// <param name="featureColumnName">Pixels: <c>ExtractPixels</c>' output, or a Single vector with the size set in the options overload.</param>
+    /// <param name="blocksPerStage">Basic blocks per stage (3: ResNet-20, 9: ResNet-56).</param>
+    /// <param name="epochs">Passes over the data.</param>
+    /// <param name="learningRate">Peak learning rate.</param>
+    /// <param name="activation">Activation between layers.</param>
+    public ImageClassificationTrainer ImageClassification(string labelColumnName = ImageClassificationOptions.Defaults.LabelColumnName,
+        string featureColumnName = ImageClassificationOptions.Defaults.FeatureColumnName, int blocksPerStage = ImageClassificationOptions.Defaults.BlocksPerStage,
+        int epochs = ImageClassificationOptions.Defaults.Epochs, float learningRate = ImageClassificationOptions.Defaults.LearningRate,
+        ImageActivation activation = ImageClassificationOptions.Defaults.Activation)
+        => new(_ml, new ImageClassificationOptions
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, BlocksPerStage = blocksPerStage, Epochs = epochs,
+            LearningRate = learningRate, Activation = activation,
+        });
+
+    /// <summary>A residual CNN image classifier with every option; the options are checked (and copied) here.</summary>
+    public ImageClassificationTrainer ImageClassification(ImageClassificationOptions options) => new(_ml, options);
+
+    /// <summary>
     /// The trained sequence model inside <paramref name="transformer"/> — a <see cref="SequenceModelTransformer"/>, a
     /// chain holding one, or a model loaded with <c>mlContext.Model.Load</c> — with its architecture, class names,
     /// weights by name and training report.
