@@ -4,7 +4,7 @@
 //   dotnet run -c Release --project samples/ResidualCnn -- --activations       the ReLU family on one small network
 // Options: --epochs N (default: as many as fit in --minutes, 30)  --depth N (6n+2)  --widths 16,32,64  --batch-size N  --learning-rate X  --optimizer sgd|adam
 //          --schedule onecycle|cosine  --weight-decay X  --no-augmentation  --no-batch-norm  --plain  --activation NAME
-//          --compare-epochs N  --activation-epochs N  --activation-depth N  --train-limit N  --no-main  --seed N
+//          --compare-epochs N  --activation-epochs N  --activation-depth N  --train-limit N  --eval-limit N (comparisons: validation and test images scored)  --no-main  --seed N
 //          --data DIR (the four idx files)  --model PATH  --json PATH  --plots DIR
 using System.Diagnostics;
 using System.Globalization;
@@ -29,7 +29,7 @@ catch (Exception e) when (e is InvalidOperationException or InvalidDataException
 
 sealed record CommandLine
 {
-    public int Epochs, Depth = 20, BatchSize = 128, Seed = 1, CompareDepth, CompareEpochs = 4, ActivationEpochs = 3, ActivationDepth = 8, TrainLimit;
+    public int Epochs, Depth = 20, BatchSize = 128, Seed = 1, CompareDepth, CompareEpochs = 4, ActivationEpochs = 3, ActivationDepth = 8, TrainLimit, EvalLimit;
     public int[] Widths = [16, 32, 64];
     public double Minutes = 30;
     public float LearningRate = 0.1f, WeightDecay = 5e-4f;
@@ -70,6 +70,7 @@ sealed record CommandLine
                     case "--activation-epochs": o.ActivationEpochs = Int(); break;
                     case "--activation-depth": o.ActivationDepth = Int(); break;
                     case "--train-limit": o.TrainLimit = Int(); break;
+                    case "--eval-limit": o.EvalLimit = Int(); break;
                     case "--no-main": o.Main = false; break;
                     case "--seed": o.Seed = Int(); break;
                     case "--data": o.Data = Next(); break;
@@ -127,6 +128,10 @@ static class App
             json["model"] = name;
         }
 
+        // The comparisons may score fewer validation and test images (the first N of each) to fit a budget.
+        var (cmpValidation, cmpTest) = o.EvalLimit > 0
+            ? (validation.Subset([.. Enumerable.Range(0, Math.Min(o.EvalLimit, validation.Count))]), test.Subset([.. Enumerable.Range(0, Math.Min(o.EvalLimit, test.Count))]))
+            : (validation, test);
         if (o.CompareDepth > 0)
         {
             var rows = new List<Dictionary<string, object>>();
@@ -135,7 +140,7 @@ static class App
             {
                 var config = ImageClassifierConfig.ForDepth(o.CompareDepth, train.Height, train.Width, train.Channels, 10, residual) with { StageWidths = o.Widths };
                 string name = $"{(residual ? "ResNet" : "plain")}-{o.CompareDepth}";
-                var run = Train(name, config, o, o.CompareEpochs, train, validation, test);
+                var run = Train(name, config, o, o.CompareEpochs, train, cmpValidation, cmpTest);
                 rows.Add(Row(run, ("residual", residual)));
                 curves.Add((name, [.. run.Report.Epochs.Select(e => e.TrainLoss)]));
                 curves.Add((name + " validation error", [.. run.Report.Epochs.Select(e => 1 - (e.ValidationMetric ?? double.NaN))]));
@@ -153,9 +158,10 @@ static class App
             foreach (var fn in Enum.GetValues<ActivationFunction>())
             {
                 var config = ImageClassifierConfig.ForDepth(o.ActivationDepth, train.Height, train.Width, train.Channels, 10) with { StageWidths = o.Widths, Activation = fn };
-                var run = Train($"{fn} ResNet-{o.ActivationDepth}", config, o, o.ActivationEpochs, train, validation, test);
-                // Dead units and mean activation on one batch of 512 test images, in inference mode.
-                run.Model.Forward(new float[512 * 10], test.Pixels.AsSpan(0, 512 * test.ImageSize), 512, training: false);
+                var run = Train($"{fn} ResNet-{o.ActivationDepth}", config, o, o.ActivationEpochs, train, cmpValidation, cmpTest);
+                // Dead units and mean activation on one batch of (up to) 512 test images, in inference mode.
+                int probe = Math.Min(512, cmpTest.Count);
+                run.Model.Forward(new float[probe * 10], cmpTest.Pixels.AsSpan(0, probe * cmpTest.ImageSize), probe, training: false);
                 var (dead, mean) = run.Model.ActivationStatistics();
                 rows.Add(Row(run, ("activation", fn.ToString()), ("dead_units", Math.Round(dead, 4)), ("mean_activation", Math.Round(mean, 4))));
                 curves.Add((fn.ToString(), [.. run.Report.Epochs.Select(e => 1 - (e.ValidationMetric ?? double.NaN))]));

@@ -77,6 +77,7 @@ foreach (var c in classifiers)
     File.WriteAllText(path, JsonSerializer.Serialize(doc, options));
     Console.WriteLine($"classifier/{c.Name}.json: {result.Source}");
 }
+ConvolutionReference.Write(Path.Combine(output, "cnn"), options);
 
 void Write(string path, FixtureCase c, FixtureData d, ReferenceResult r)
 {
