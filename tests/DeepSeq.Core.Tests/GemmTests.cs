@@ -120,17 +120,50 @@ public sealed class GemmTests
         GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), $"{bits}-bit {m}x{n}x{k} {ta}/{tb}");
     }
 
-    // Large enough to pack B on every core and to split the multiply over threads, at the width the process uses.
+    // Large enough to pack B on every core and to split the multiply over threads, at the width the process uses;
+    // one thread gives the same bits.
     [TestMethod]
-    public void LargeProductMatchesReference()
+    public void LargeProductMatchesReferenceAndOneThread()
     {
         var rng = new Random(4);
         int m = 64, n = 600, k = 520; // k·n ≥ 2^18: parallel packing; m·n·k ≥ 2^20: parallel multiply
         var a = GradientCheck.Random(k * m, rng); var b = GradientCheck.Random(k * n, rng); // op(A) = Aᵀ: A stored (k, m)
-        var c = new float[m * n]; var expected = new float[m * n];
+        var c = new float[m * n]; var one = new float[m * n]; var expected = new float[m * n];
         GemmReference.Multiply(true, false, m, n, k, 1f, a, m, b, n, 0f, expected, n);
         Gemm.Multiply(true, false, m, n, k, 1f, a, m, b, n, 0f, c, n);
+        using (Gemm.LimitThreads(1)) Gemm.Multiply(true, false, m, n, k, 1f, a, m, b, n, 0f, one, n);
         GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), $"{m}x{n}x{k} at {Kernels.Lanes.Bits} bits");
+        CollectionAssert.AreEqual(one, c, "one thread vs Gemm.Threads");
+    }
+
+    [TestMethod]
+    public async Task LimitThreadsIsScopedAndFlowsIntoTasks()
+    {
+        int outside = Gemm.Threads;
+        Assert.AreEqual(Math.Max(1, Gemm.MaxThreads), outside);
+        using var entered = new SemaphoreSlim(0);
+        using var release = new SemaphoreSlim(0);
+        var bystander = Task.Run(async () => { entered.Release(); await release.WaitAsync(); return Gemm.Threads; }); // started outside the scope
+        await entered.WaitAsync();
+        int inside, inTask, nested, unlimitedInside;
+        using (Gemm.LimitThreads(1))
+        {
+            inside = Gemm.Threads;
+            inTask = await Task.Run(() => Gemm.Threads);
+            using (Gemm.LimitThreads(4)) nested = Gemm.Threads;  // an inner scope cannot raise the limit
+            using (Gemm.LimitThreads(0)) unlimitedInside = Gemm.Threads;
+            release.Release();
+            Assert.AreEqual(outside, await bystander, "a task started outside the scope keeps its own limit");
+        }
+        Assert.AreEqual(1, inside);
+        Assert.AreEqual(1, inTask, "the limit flows into tasks started inside the scope");
+        Assert.AreEqual(1, nested);
+        Assert.AreEqual(1, unlimitedInside);
+        Assert.AreEqual(outside, Gemm.Threads, "the limit ends with its scope");
+        var scope = Gemm.LimitThreads(1);
+        scope.Dispose(); scope.Dispose(); // idempotent
+        Assert.AreEqual(outside, Gemm.Threads);
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Gemm.LimitThreads(-1));
     }
 
     [TestMethod]

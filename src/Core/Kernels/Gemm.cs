@@ -13,7 +13,7 @@ namespace DeepSeq.Core.Kernels;
 /// MR × NR multiply-add micro-kernel accumulates into C; a single row (batch 1) takes a one-row kernel instead.
 /// The kernels are written once over the vector width and run at the widest the process accelerates:
 /// 512-bit, 256-bit, 128-bit (SSE, or AdvSimd on Arm64) or scalar (see <see cref="Lanes"/>); the packed layout
-/// is the same at every width. Work is split over threads by row blocks for tall
+/// is the same at every width. Work is split over threads (<see cref="Threads"/>) by row blocks for tall
 /// problems and by column panels for short ones; every element of C is computed by one thread with one fixed
 /// summation order, so results do not depend on the thread count.
 /// </remarks>
@@ -29,20 +29,54 @@ public static unsafe class Gemm
     // Below this many multiply-adds (about 20 µs on one core), waking a second core costs more than it saves.
     const long ParallelThreshold = 1 << 20;
 
-    /// <summary>Maximum number of threads one multiply uses; defaults to the processor count.</summary>
+    /// <summary>Maximum number of threads one multiply uses, process-wide; defaults to the processor count.</summary>
     public static int MaxThreads { get; set; } = Environment.ProcessorCount;
 
-    // Set while a caller already keeps every core busy (e.g. the two directions of a bidirectional layer run
-    // side by side): multiplies on this thread then stay on it.
-    [ThreadStatic] static bool t_serial;
+    // The innermost LimitThreads scope of this execution context (0: none). An AsyncLocal flows into the tasks and
+    // Parallel loops started inside the scope, so work a trainer fans out keeps its limit.
+    static readonly AsyncLocal<int> s_limit = new();
 
-    /// <summary>Runs <paramref name="work"/> with every multiply on the calling thread.</summary>
+    /// <summary>
+    /// Threads a multiply started here may use: <see cref="MaxThreads"/>, lowered by the enclosing
+    /// <see cref="LimitThreads"/> scopes; at least 1.
+    /// </summary>
+    public static int Threads
+    {
+        get
+        {
+            int max = Math.Max(1, MaxThreads), limit = s_limit.Value;
+            return limit > 0 ? Math.Min(max, limit) : max;
+        }
+    }
+
+    /// <summary>
+    /// Limits the threads of every multiply (and parallel packing) started in this execution context — the calling
+    /// code and the tasks it starts — until the returned scope is disposed. 0 sets no limit. Scopes nest; an inner
+    /// scope can lower the enclosing limit, not raise it. Results do not depend on the limit.
+    /// </summary>
+    public static IDisposable LimitThreads(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(threads);
+        int outer = s_limit.Value;
+        s_limit.Value = threads == 0 ? outer : outer == 0 ? threads : Math.Min(outer, threads);
+        return new ThreadLimit(outer);
+    }
+
+    sealed class ThreadLimit(int outer) : IDisposable
+    {
+        bool _disposed;
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            s_limit.Value = outer;
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> with every multiply on the calling thread (a caller that already keeps every core busy, e.g. the two directions of a bidirectional layer run side by side).</summary>
     public static void Serially(Action work)
     {
-        bool saved = t_serial;
-        t_serial = true;
-        try { work(); }
-        finally { t_serial = saved; }
+        using (LimitThreads(1)) work();
     }
 
     /// <summary>C = alpha · op(A) · op(B) + beta · C on spans (see the class remarks for the shapes).</summary>
@@ -97,7 +131,7 @@ public static unsafe class Gemm
             return;
         }
         long work = (long)m * n * k;
-        int parts = work < ParallelThreshold || t_serial ? 1 : Math.Max(1, MaxThreads);
+        int parts = work < ParallelThreshold ? 1 : Threads;
         if (parts == 1)
         {
             Compute<TV, TO>(transA, alpha, 0, m, 0, panels, k, pa, lda, b, pc, ldc);
@@ -355,10 +389,11 @@ public sealed unsafe class PackedMatrix : IDisposable
         fixed (float* pb = b)
         {
             // Large matrices pack their panels on every core: packing is memory-bound, and otherwise serial.
-            if ((long)k * n >= 1 << 18 && Gemm.MaxThreads > 1 && panels > 1)
+            int threads = Gemm.Threads;
+            if ((long)k * n >= 1 << 18 && threads > 1 && panels > 1)
             {
                 nint src = (nint)pb;
-                int parts = Math.Min(Gemm.MaxThreads, panels);
+                int parts = Math.Min(threads, panels);
                 Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
                     part => PackPanels(transB, (float*)src, ldb, panels * part / parts, panels * (part + 1) / parts));
             }
