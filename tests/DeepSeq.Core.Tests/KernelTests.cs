@@ -49,7 +49,21 @@ public sealed unsafe class KernelTests
     const int Rows = 2;
     const double Rel = 1e-5, Abs = 1e-6;
 
+    public TestContext TestContext { get; set; } = null!;
+
     public static IEnumerable<object[]> Widths() => Tests.Widths.All();
+
+    // Which widths this process accelerates, as the CI's vector-path legs print it; the legs' settings must have
+    // taken effect, or a leg would silently test the default path again.
+    [TestMethod]
+    public void ReportsVectorPaths()
+    {
+        TestContext.WriteLine($"vector paths: {Lanes.Describe()}");
+        Assert.AreEqual(Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : Vector128.IsHardwareAccelerated ? 128 : 32, Lanes.Bits);
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableHWIntrinsic") == "0") Assert.AreEqual(32, Lanes.Bits);
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX2") == "0") Assert.IsLessThanOrEqualTo(128, Lanes.Bits);
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX512") == "0") Assert.IsLessThanOrEqualTo(256, Lanes.Bits);
+    }
 
     static float[] Uniform(int n, Random rng, double lo, double hi)
     {
