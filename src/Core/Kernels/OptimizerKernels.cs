@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace DeepSeq.Core.Kernels;
 
 /// <summary>
@@ -11,6 +13,7 @@ internal unsafe struct AdamUpdate : IVecKernel
     public float* W, G, M, V;
     public float Beta1, Beta2, StepSize, C2, Epsilon;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int len = Length;

@@ -1,9 +1,12 @@
+using System.Runtime.CompilerServices;
+
 namespace DeepSeq.Core.Kernels;
 
 // The fused element-wise parts of one recurrent time step, written once over the vector width (ISimd) and run by
 // Lanes.Run at the widest accelerated one. The equations are documented on the cells (LstmCell, GruCell, RnnCell);
 // buffers are row-major (B, ·) with B = Rows, gate rows G·H wide. Each kernel reads its fields into locals first,
-// so the stores through the float pointers cannot make the JIT reload them.
+// so the stores through the float pointers cannot make the JIT reload them, and is compiled fully optimised from its
+// first call (AggressiveOptimization): the tiered JIT's first tier does not inline, and these bodies are all inlining.
 
 /// <summary>LSTM forward: pre-activations (with h_{t−1}·W_hhᵀ added) → gate values in place, c_t, tanh c_t, h_t.</summary>
 internal unsafe struct LstmForward : IVecKernel
@@ -15,6 +18,7 @@ internal unsafe struct LstmForward : IVecKernel
     /// <summary>Peephole weights (H each); zeros for an absent peephole.</summary>
     public float* PeepI, PeepF, PeepO;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int h = Hidden, oi = I, of = F, og = G, oo = O;
@@ -56,6 +60,7 @@ internal unsafe struct LstmBackward : IVecKernel
     /// <summary>Peephole weights (zeros when absent) and their gradients (null when absent).</summary>
     public float* PeepI, PeepF, PeepO, DPeepI, DPeepF, DPeepO;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int h = Hidden, oi = I, of = F, og = G, oo = O;
@@ -104,6 +109,7 @@ internal unsafe struct GruForward : IVecKernel
     public int Rows, Hidden;
     public float* Gates, Recurrent, BiasHh, HPrev, H, Hn;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int h = Hidden, gh = 3 * h;
@@ -137,6 +143,7 @@ internal unsafe struct GruBackward : IVecKernel
     public int Rows, Hidden;
     public float* Gates, HPrev, Hn, DH, DGatesX, DGatesH;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int h = Hidden, gh = 3 * h;
@@ -171,6 +178,7 @@ internal unsafe struct GruUpdateGradient : IVecKernel
     public int Rows, Hidden;
     public float* Gates, HPrev, DH, DGates;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int h = Hidden, gh = 3 * h;
@@ -200,6 +208,7 @@ internal unsafe struct GruResetGradient : IVecKernel
     public float* DResetH;
     public float* Gates, HPrev, DGates;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int h = Hidden, gh = 3 * h;
@@ -227,6 +236,7 @@ internal unsafe struct RnnForward : IVecKernel
     public bool Relu;
     public float* Gates, H;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int len = Length;
@@ -251,6 +261,7 @@ internal unsafe struct RnnBackward : IVecKernel
     public bool Relu;
     public float* Gates, DH, DGates;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int len = Length;
