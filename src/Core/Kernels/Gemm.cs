@@ -260,12 +260,12 @@ public static unsafe class Gemm
         {
             var b0 = TO.Load(b);
             var b1 = TO.Load(b + w);
-            var x = TO.Create(a[0]); c00 = TO.MultiplyAdd(x, b0, c00); c01 = TO.MultiplyAdd(x, b1, c01);
-            x = TO.Create(a[1]); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11);
-            x = TO.Create(a[2]); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21);
-            x = TO.Create(a[3]); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31);
-            x = TO.Create(a[4]); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41);
-            x = TO.Create(a[5]); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51);
+            var x = TO.Broadcast(a + 0); c00 = TO.MultiplyAdd(x, b0, c00); c01 = TO.MultiplyAdd(x, b1, c01);
+            x = TO.Broadcast(a + 1); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11);
+            x = TO.Broadcast(a + 2); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21);
+            x = TO.Broadcast(a + 3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31);
+            x = TO.Broadcast(a + 4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41);
+            x = TO.Broadcast(a + 5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51);
             a += MR; b += NR;
         }
         AddRow<TV, TO>(c, c00, c01); AddRow<TV, TO>(c + ldc, c10, c11); AddRow<TV, TO>(c + 2L * ldc, c20, c21);
@@ -309,7 +309,7 @@ public static unsafe class Gemm
         TV s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
         for (nint p = 0, end = (nint)kc * NR; p < end; p += NR, a += stride)
         {
-            var x = TO.Create(*a);
+            var x = TO.Broadcast(a);
             s0 = TO.MultiplyAdd(x, TO.Load(p0 + p), s0);
             s1 = TO.MultiplyAdd(x, TO.Load(p1 + p), s1);
             s2 = TO.MultiplyAdd(x, TO.Load(p2 + p), s2);

@@ -20,6 +20,8 @@ internal unsafe interface ISimd<TV> where TV : unmanaged
     static abstract TV Load(float* p);
     static abstract void Store(float* p, TV v);
     static abstract TV Create(float x);
+    /// <summary>*p in every lane, loaded straight into the register where the instruction set allows.</summary>
+    static abstract TV Broadcast(float* p);
     static abstract TV Add(TV a, TV b);
     static abstract TV Subtract(TV a, TV b);
     static abstract TV Negate(TV a);
