@@ -238,12 +238,13 @@ public sealed class TrainerTests
     [TestMethod]
     public void NumberOfThreadsHoldsDuringTrainingOnly()
     {
-        int before = Gemm.MaxThreads;
+        int before = Gemm.Threads;
         var seen = new HashSet<int>();
-        var task = new CenteredTask(new Centered(1)) { OnStep = _ => seen.Add(Gemm.MaxThreads) };
+        var task = new CenteredTask(new Centered(1)) { OnStep = _ => seen.Add(Gemm.Threads) };
         Trainer.Train(task, Options() with { Epochs = 1, NumberOfThreads = 1 });
         CollectionAssert.AreEqual(new[] { 1 }, seen.ToArray());
-        Assert.AreEqual(before, Gemm.MaxThreads, "restored afterwards");
+        Assert.AreEqual(before, Gemm.Threads, "restored afterwards");
+        Assert.AreEqual(Environment.ProcessorCount, Gemm.MaxThreads, "the process-wide setting is left alone");
     }
 
     /// <summary>A single weight w with loss w (gradient 1): plain SGD moves it by exactly −lr each step.</summary>

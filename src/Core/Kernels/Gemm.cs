@@ -132,11 +132,16 @@ public static unsafe class Gemm
         }
         long work = (long)m * n * k;
         int parts = work < ParallelThreshold ? 1 : Threads;
-        if (parts == 1)
-        {
-            Compute<TV, TO>(transA, alpha, 0, m, 0, panels, k, pa, lda, b, pc, ldc);
-            return;
-        }
+        if (parts == 1) Compute<TV, TO>(transA, alpha, 0, m, 0, panels, k, pa, lda, b, pc, ldc);
+        else MultiplyInParallel<TV, TO>(parts, transA, m, alpha, pa, lda, b, pc, ldc);
+    }
+
+    // Its own method: the lambda's captured variables live in a closure object, which C# allocates at the start of
+    // the method that declares them — here only when the work is split, never on the serial path.
+    static void MultiplyInParallel<TV, TO>(int parts, bool transA, int m, float alpha, float* pa, int lda, PackedMatrix b, float* pc, int ldc)
+        where TV : unmanaged where TO : ISimd<TV>
+    {
+        int k = b.Rows, panels = b.Panels;
         nint ia = (nint)pa, ic = (nint)pc;
         // Tall problems split by rows, so each thread packs only its own rows of A; short ones (a recurrent
         // step: m = batch) split by column panels of the shared packed B.
@@ -390,15 +395,18 @@ public sealed unsafe class PackedMatrix : IDisposable
         {
             // Large matrices pack their panels on every core: packing is memory-bound, and otherwise serial.
             int threads = Gemm.Threads;
-            if ((long)k * n >= 1 << 18 && threads > 1 && panels > 1)
-            {
-                nint src = (nint)pb;
-                int parts = Math.Min(threads, panels);
-                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
-                    part => PackPanels(transB, (float*)src, ldb, panels * part / parts, panels * (part + 1) / parts));
-            }
+            if ((long)k * n >= 1 << 18 && threads > 1 && panels > 1) PackInParallel(Math.Min(threads, panels), transB, pb, ldb);
             else PackPanels(transB, pb, ldb, 0, panels);
         }
+    }
+
+    // Its own method, so that the lambda's closure is allocated only when packing is split (see Gemm.MultiplyInParallel).
+    void PackInParallel(int parts, bool transB, float* pb, int ldb)
+    {
+        nint src = (nint)pb;
+        int panels = Panels;
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
+            part => PackPanels(transB, (float*)src, ldb, panels * part / parts, panels * (part + 1) / parts));
     }
 
     void PackPanels(bool transB, float* pb, int ldb, int jp0, int jp1)

@@ -78,11 +78,8 @@ public static class Trainer
         options.Validate();
         if (task.Model is null) throw new ArgumentException("The task has no model.", nameof(task));
         if (task.Count <= 0) throw new ArgumentException("The training set is empty.", nameof(task));
-        // TODO(kernels): Gemm.LimitThreads(n) scope once it lands.
-        int savedThreads = Gemm.MaxThreads;
-        Gemm.MaxThreads = options.NumberOfThreads > 0 ? options.NumberOfThreads : Environment.ProcessorCount;
-        try { return new Run<TBatch>(task, options).Execute(); }
-        finally { Gemm.MaxThreads = savedThreads; }
+        using var threads = Gemm.LimitThreads(options.NumberOfThreads); // this run only: other work in the process keeps its own
+        return new Run<TBatch>(task, options).Execute();
     }
 
     /// <summary>Batches of one epoch: <paramref name="count"/> examples in the order keyed by (seed, epoch), bucketed by <paramref name="length"/> when given.</summary>

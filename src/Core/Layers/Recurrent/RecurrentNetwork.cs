@@ -315,7 +315,7 @@ public sealed class RecurrentNetwork : Module
     // its multiplies on its own thread, instead of sharing every small per-step multiply between cores.
     void ForEachDirection(Action<int> run)
     {
-        if (Directions == 1 || Gemm.MaxThreads < 2 || Environment.ProcessorCount < 2) { for (int k = 0; k < Directions; k++) run(k); return; }
+        if (Directions == 1 || Gemm.Threads < 2) { for (int k = 0; k < Directions; k++) run(k); return; }
         Parallel.Invoke(() => Gemm.Serially(() => run(0)), () => Gemm.Serially(() => run(1)));
     }
 }
