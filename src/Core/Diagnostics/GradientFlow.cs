@@ -221,10 +221,16 @@ internal sealed class StepGradientTrace
         }
     }
 
+    // ‖v‖², also for the huge and tiny values of exploding and vanishing gradients, whose squares leave float's range.
     static double Square(ReadOnlySpan<float> v)
     {
-        float n = TensorPrimitives.Norm(v); // scaled: no overflow for large entries
-        return (double)n * n;
+        float m = TensorPrimitives.MaxMagnitude(v);
+        m = Math.Abs(m);
+        if (m is > 1e-15f and < 1e15f) { float n = TensorPrimitives.Norm(v); return (double)n * n; }
+        if (m == 0 || !float.IsFinite(m)) return (double)m * m;
+        double sum = 0;
+        foreach (float x in v) sum += (double)x * x;
+        return sum;
     }
 
     public LayerGradientFlow Summarise(string name, double threshold)
