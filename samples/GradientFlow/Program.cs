@@ -73,8 +73,8 @@ sealed record Settings
     public int[] Lengths = [25, 50, 100, 200];
     public string[] Tasks = ["adding", "copy"];
     public string[] Models = [.. Variant.All(1).Select(v => v.Name)];
-    public int Hidden = 32, BatchSize = 32, Epochs = 8, Batches = 50, Seed = 1;
-    public float LearningRate = 0.005f;
+    public int Hidden = 32, BatchSize = 32, Epochs = 40, Batches = 50, Seed = 1;
+    public float LearningRate = 0.01f;
     public string Out = "gradient-flow-output";
     public string? Json;
 

@@ -190,6 +190,10 @@ public sealed record TrainingReport(IReadOnlyList<EpochSummary> Epochs, int Best
     public long Steps { get; init; }
     /// <summary>The step count of the checkpoint this call resumed from, or null when it started afresh.</summary>
     public long? ResumedAtStep { get; init; }
-    /// <summary>The gradient-flow diagnostics when <see cref="TrainingOptions.GradientFlow"/> was on, else null.</summary>
+    /// <summary>
+    /// The gradient-flow diagnostics when <see cref="TrainingOptions.GradientFlow"/> was on, else null. Kept in memory
+    /// only: a saved model's report does not carry them (hundreds of per-step curves would outweigh small models).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public Diagnostics.GradientFlowReport? GradientFlow { get; init; }
 }
