@@ -167,7 +167,7 @@ public abstract class SequenceOptions
     /// <summary>Threads this trainer's kernels may use; 0 = one per core (default 0).</summary>
     public int NumberOfThreads = Defaults.NumberOfThreads;
     /// <summary>
-    /// Gradient-flow diagnostics: record one training batch in this many (and the first); 0 = off (default, no cost).
+    /// Gradient-flow diagnostics: record one training batch in this many (and the first), or 0 for none (default 0: off, at no cost).
     /// For each recorded batch and recurrent layer: ‖dL/dh‖ at every step back in time, the per-step gain η of the
     /// backward pass (below 1 gradients vanish, above 1 they explode), and the effective memory (steps back until the
     /// gradient falls below 10⁻³ of its value at the last step); also the largest gradient norm of any step. In
