@@ -2,7 +2,8 @@
 //   dotnet run -c Release --project samples/GradientFlow                  the full comparison (about 15 minutes on 2 cores)
 //   dotnet run -c Release --project samples/GradientFlow -- --quick       a small one (about a minute)
 // Options: --lengths 25,50,100,200  --tasks adding,copy  --models tanh-gauss,tanh-orth,relu-identity,relu-gauss,lstm,lstm-peephole,lstm-coupled,gru
-//          --hidden N  --batch-size N  --epochs N (per length)  --batches N (per epoch)  --learning-rate X  --seed N  --out DIR  --json PATH
+//          --hidden N  --batch-size N  --epochs N (per length)  --batches N (per epoch)  --learning-rate X  --seed N
+//          --parallel N (tasks trained side by side, one thread each; default 2)  --out DIR  --json PATH
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -28,24 +29,27 @@ var clock = Stopwatch.StartNew();
 var cost = Cost.Measure(o);
 AnsiConsole.MarkupLine($"Diagnostics cost (LSTM, H {o.Hidden}, L 100, batch {o.BatchSize}, every step recorded): {cost.PlainMs:F1} ms per step off, {cost.RecordedMs:F1} ms on ({cost.Overhead:P1}).");
 
-var rows = new List<Row>();
-var initialFlows = new Dictionary<string, List<(string Name, LayerGradientFlow Flow)>>();
-var trainedFlows = new Dictionary<string, List<(string Name, LayerGradientFlow Flow)>>();
-var curves = new Dictionary<string, List<(string Name, List<double> Loss)>>();
-foreach (var task in tasks)
+// One list per task, filled by that task's worker: the tasks run side by side (each run on one thread; results
+// do not depend on the thread count), the models of a task one after another.
+var rowsOf = tasks.ToDictionary(t => t.Name, _ => new List<Row>());
+var initialFlows = tasks.ToDictionary(t => t.Name, _ => new List<(string Name, LayerGradientFlow Flow)>());
+var trainedFlows = tasks.ToDictionary(t => t.Name, _ => new List<(string Name, LayerGradientFlow Flow)>());
+var curves = tasks.ToDictionary(t => t.Name, _ => new List<(string Name, List<double> Loss)>());
+var console = new object();
+Parallel.ForEach(tasks, new ParallelOptions { MaxDegreeOfParallelism = o.Parallel }, task =>
 {
-    initialFlows[task.Name] = [.. variants.Select(v => (v.Name, Runner.FlowAtInitialisation(task, v, o.Lengths.Max(), o)))];
-    trainedFlows[task.Name] = []; curves[task.Name] = [];
+    initialFlows[task.Name].AddRange(variants.Select(v => (v.Name, Runner.FlowAtInitialisation(task, v, o.Lengths.Max(), o))));
     foreach (var variant in variants)
         foreach (bool clip in new[] { true, false })
         {
             var row = Runner.Curriculum(task, variant, clip, o);
-            rows.Add(row);
-            AnsiConsole.MarkupLine(Markup.Escape(row.Line()) + $"  [grey]({clock.Elapsed:mm\\:ss})[/]");
+            rowsOf[task.Name].Add(row);
+            lock (console) AnsiConsole.MarkupLine(Markup.Escape(row.Line()) + $"  [grey]({clock.Elapsed:mm\\:ss})[/]");
             if (clip && row.LastFlow is not null) trainedFlows[task.Name].Add((variant.Name, row.LastFlow));
             if (clip) curves[task.Name].Add((variant.Name, row.Curve));
         }
-}
+});
+var rows = tasks.SelectMany(t => rowsOf[t.Name]).ToList();
 
 foreach (var task in tasks)
 {
@@ -73,7 +77,7 @@ sealed record Settings
     public int[] Lengths = [25, 50, 100, 200];
     public string[] Tasks = ["adding", "copy"];
     public string[] Models = [.. Variant.All(1).Select(v => v.Name)];
-    public int Hidden = 32, BatchSize = 32, Epochs = 40, Batches = 50, Seed = 1;
+    public int Hidden = 32, BatchSize = 32, Epochs = 40, Batches = 50, Seed = 1, Parallel = 2;
     public float LearningRate = 0.01f;
     public string Out = "gradient-flow-output";
     public string? Json;
@@ -99,6 +103,7 @@ sealed record Settings
                     case "--epochs": o.Epochs = Int(); break;
                     case "--batches": o.Batches = Int(); break;
                     case "--seed": o.Seed = Int(); break;
+                    case "--parallel": o.Parallel = Int(); break;
                     case "--learning-rate": o.LearningRate = float.Parse(Next(), CultureInfo.InvariantCulture); break;
                     case "--out": o.Out = Next(); break;
                     case "--json": o.Json = Next(); break;
@@ -111,7 +116,7 @@ sealed record Settings
             var unknownModel = o.Models.FirstOrDefault(m => !names.Contains(m));
             if (unknownModel is not null) throw new ArgumentException($"Unknown model '{unknownModel}' ({string.Join(", ", names)}).");
             if (o.Lengths.Length == 0 || o.Lengths[0] < 8) throw new ArgumentException("Lengths must be at least 8.");
-            if (o.Hidden < 1 || o.BatchSize < 1 || o.Epochs < 1 || o.Batches < 1) throw new ArgumentException("--hidden, --batch-size, --epochs and --batches must be positive.");
+            if (o.Hidden < 1 || o.BatchSize < 1 || o.Epochs < 1 || o.Batches < 1 || o.Parallel < 1) throw new ArgumentException("--hidden, --batch-size, --epochs, --batches and --parallel must be positive.");
             if (!(o.LearningRate > 0)) throw new ArgumentException("--learning-rate must be positive.");
             return o;
         }
@@ -182,7 +187,7 @@ sealed record Row(string Task, string Model, bool Clipped)
     public IEnumerable<string> Cells() =>
     [
         Task, Model, Clipped ? "1.0" : "off", $"{EtaStart:F3}", $"{EtaEnd:F3}", Memory(MemoryStart, LastLength), Memory(MemoryEnd, LastLength),
-        LongestSolved > 0 ? LongestSolved.ToString(CultureInfo.InvariantCulture) : "–", $"{Outcome} at L {LastLength}", $"{LargestGradientNorm:G3}", Steps.ToString(CultureInfo.InvariantCulture),
+        LongestSolved > 0 ? LongestSolved.ToString(CultureInfo.InvariantCulture) : "–", $"{Outcome} at L {LastLength}", double.IsFinite(LargestGradientNorm) ? $"{LargestGradientNorm:G3}" : "overflow", Steps.ToString(CultureInfo.InvariantCulture),
         double.IsNaN(TestMetric) ? "–" : Task == "adding" ? $"MSE {-TestMetric:F4}" : $"acc {TestMetric:F3}",
     ];
 
