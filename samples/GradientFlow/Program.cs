@@ -58,6 +58,20 @@ foreach (var task in tasks)
     Plots.Curves(Path.Combine(o.Out, $"curves-{task.Name}.png"), $"{task.Name}: validation loss through the length curriculum (clipped)", curves[task.Name]);
 }
 
+// At initialisation: how far back the untrained model's gradient reaches on the longest length.
+var atInit = new Table().Border(TableBorder.Markdown);
+foreach (var h in new[] { "task", "model", "η", $"‖dL/dh‖ at {o.Lengths.Max() - 1} steps back / at the last step", "effective memory" }) atInit.AddColumn(h);
+var initJson = new List<object>();
+foreach (var task in tasks)
+    foreach (var (name, flow) in initialFlows[task.Name])
+    {
+        double reach = flow.GradientNorm[^1] / flow.GradientNorm[0];
+        atInit.AddRow(task.Name, name, $"{flow.Eta:F3}", $"{reach:G3}", flow.EffectiveMemory?.ToString(CultureInfo.InvariantCulture) ?? $"≥{flow.Length}");
+        initJson.Add(new { task = task.Name, model = name, length = flow.Length, eta = flow.Eta, reach, effectiveMemory = flow.EffectiveMemory });
+    }
+AnsiConsole.MarkupLine("[bold]At initialisation[/] (one batch, no training):");
+AnsiConsole.Write(atInit);
+
 var table = new Table().Border(TableBorder.Markdown);
 foreach (var h in Row.Header) table.AddColumn(h);
 foreach (var r in rows) table.AddRow([.. r.Cells().Select(Markup.Escape)]);
@@ -66,7 +80,7 @@ foreach (var task in tasks) AnsiConsole.MarkupLine(Markup.Escape($"{task.Name}: 
 AnsiConsole.MarkupLine($"Plots in {Markup.Escape(Path.GetFullPath(o.Out))}; {clock.Elapsed:mm\\:ss} in all.");
 if (o.Json is not null)
 {
-    var json = new { settings = o, diagnosticsCost = cost, rows = rows.Select(r => r.ToJson()) };
+    var json = new { settings = o, diagnosticsCost = cost, atInitialisation = initJson, rows = rows.Select(r => r.ToJson()) };
     File.WriteAllText(o.Json, JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, IncludeFields = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
     AnsiConsole.MarkupLine($"Table written to {Markup.Escape(o.Json)}.");
 }
