@@ -222,12 +222,11 @@ internal sealed class StepGradientTrace
     }
 
     // ‖v‖², also for the huge and tiny values of exploding and vanishing gradients, whose squares leave float's range.
+    // One vectorised pass in the common case; in double only when float's sum of squares overflowed or lost precision.
     static double Square(ReadOnlySpan<float> v)
     {
-        float m = TensorPrimitives.MaxMagnitude(v);
-        m = Math.Abs(m);
-        if (m is > 1e-15f and < 1e15f) { float n = TensorPrimitives.Norm(v); return (double)n * n; }
-        if (m == 0 || !float.IsFinite(m)) return (double)m * m;
+        float n = TensorPrimitives.Norm(v);
+        if (n is > 1e-15f and < 1e15f) return (double)n * n;
         double sum = 0;
         foreach (float x in v) sum += (double)x * x;
         return sum;
