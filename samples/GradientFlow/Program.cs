@@ -291,8 +291,7 @@ sealed record Cost(double PlainMs, double RecordedMs)
         var probe = new GradientFlowProbe(model);
         // CPU time of the process on one kernel thread: waiting for a core on the shared machine does not count.
         var process = Process.GetCurrentProcess();
-        int savedThreads = DeepSeq.Core.Kernels.Gemm.MaxThreads;
-        DeepSeq.Core.Kernels.Gemm.MaxThreads = 1;
+        using var oneThread = DeepSeq.Core.Kernels.Gemm.LimitThreads(1);
         double Time(bool record)
         {
             process.Refresh();
@@ -314,7 +313,6 @@ sealed record Cost(double PlainMs, double RecordedMs)
             if (round % 2 == 0) { plain = Math.Min(plain, Time(false)); recorded = Math.Min(recorded, Time(true)); }
             else { recorded = Math.Min(recorded, Time(true)); plain = Math.Min(plain, Time(false)); }
         }
-        DeepSeq.Core.Kernels.Gemm.MaxThreads = savedThreads;
         return new Cost(plain, recorded);
     }
 }
