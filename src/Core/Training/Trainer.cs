@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Numerics.Tensors;
+using DeepSeq.Core.Diagnostics;
 using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Training;
@@ -179,6 +180,7 @@ public static class Trainer
         TimeSpan _elapsedBefore, _epochElapsedBefore;
         long? _resumedAt;
         readonly Stopwatch _clock = new(), _sinceCheckpoint = new();
+        readonly GradientFlowMonitor? _flow; // null unless TrainingOptions.GradientFlow is set
         long _lastCheckpointStep;
 
         public Run(ITrainingTask<TBatch> task, TrainingOptions options)
@@ -203,6 +205,7 @@ public static class Trainer
             _batchesPerEpoch = (task.Count + options.BatchSize - 1) / options.BatchSize;
             _totalSteps = (long)_batchesPerEpoch * options.Epochs;
             _best = Snapshot(_tensors.Count);
+            if (options.GradientFlow is not null) _flow = new GradientFlowMonitor(_model, options.GradientFlow);
             if (options.WeightAveraging > 0)
             {
                 _average = [.. _parameters.Select(p => (float[])p.Value.Data.Clone())];
@@ -260,8 +263,12 @@ public static class Trainer
             _optimizer.LearningRate = _schedule.Rate(_o.LearningRate, _globalStep, _totalSteps, _epoch - 1);
             _task.Fill(batch, indices);
             _optimizer.ZeroGradients();
-            float loss = _task.ForwardBackward(batch);
+            _flow?.BeforeStep(_globalStep);
+            float loss;
+            try { loss = _task.ForwardBackward(batch); }
+            catch { _flow?.Disarm(); throw; }
             double norm = _o.GradientClipNorm > 0 ? GradientClipper.ClipByGlobalNorm(_parameters, _o.GradientClipNorm) : GradientClipper.GlobalNorm(_parameters);
+            _flow?.AfterStep(_epoch, _globalStep, loss, norm); // before the divergence test: an exploding batch is the one to see
             if (!float.IsFinite(loss) || !double.IsFinite(norm))
             {
                 _divergence = $"Training diverged in epoch {_epoch}, batch {_step + 1}: loss {loss}, gradient norm {norm}. " +
@@ -310,11 +317,12 @@ public static class Trainer
             double seconds = Math.Max(epochElapsed.TotalSeconds, 1e-9);
             double remainingBatches = _batchesPerEpoch - batch + (double)(_o.Epochs - _epoch) * _batchesPerEpoch;
             return new TrainingProgress(_epoch, _o.Epochs, batch, _batchesPerEpoch, _seen > 0 ? _lossSum / _seen : double.NaN, _seen / seconds,
-                _elapsedBefore + _clock.Elapsed, TimeSpan.FromSeconds(seconds / Math.Max(batch, 1) * remainingBatches), validationLoss, metric);
+                _elapsedBefore + _clock.Elapsed, TimeSpan.FromSeconds(seconds / Math.Max(batch, 1) * remainingBatches), validationLoss, metric)
+            { GradientFlow = _flow?.Latest };
         }
 
         TrainingReport Report(bool cancelled) =>
-            new(_epochs, _bestEpoch, cancelled, _divergence, _elapsedBefore + _clock.Elapsed, _warnings) { Steps = _globalStep, ResumedAtStep = _resumedAt };
+            new(_epochs, _bestEpoch, cancelled, _divergence, _elapsedBefore + _clock.Elapsed, _warnings) { Steps = _globalStep, ResumedAtStep = _resumedAt, GradientFlow = _flow?.Report() };
 
         bool StepsDue() => _o.CheckpointEverySteps > 0 && _globalStep - _lastCheckpointStep >= _o.CheckpointEverySteps;
         bool MinutesDue() => _o.CheckpointEveryMinutes > 0 && _sinceCheckpoint.Elapsed.TotalMinutes >= _o.CheckpointEveryMinutes;

@@ -96,6 +96,9 @@ public sealed class RecurrentNetwork : Module
         return $"{parts[3]}_l{parts[1]}" + (parts[2] == "reverse" ? "_reverse" : "");
     }
 
+    /// <summary>The layers, layer l direction d at l·D + d (the gradient-flow probe attaches to them).</summary>
+    internal IReadOnlyList<RecurrentLayer> Layers => _layers;
+
     /// <summary>The cells, layer by layer, forward direction first.</summary>
     public IReadOnlyList<RecurrentCell> Cells => [.. _layers.Select(l => l.Cell)];
 
