@@ -70,7 +70,11 @@ internal static class ModelComparison
                 try
                 {
                     Score(ml, run, fit.Model, folds[f].Evaluation, o);
-                    if (f == 0) run.ModelSize = SavedSize(ml, fit.Model, schema);
+                    if (f == 0)
+                    {
+                        try { run.ModelSize = SavedSize(ml, fit.Model, schema); }
+                        catch (Exception e) { run.Reason = (run.Reason is null ? "" : run.Reason + " ") + "Its size is unknown: it cannot be saved (" + Message(e) + ")."; }
+                    }
                     if (folds.Count == 1) run.Model = fit.Model;
                 }
                 catch (DivergedException e) { (run.Status, run.Reason) = (CandidateStatus.Diverged, Message(e)); }
@@ -136,7 +140,7 @@ internal static class ModelComparison
 
     /// <summary>
     /// Fits on a worker thread and waits at most <paramref name="share"/>; past it, cancels the fit's token and its
-    /// context and waits a grace period (a tenth of the share, 5 s to 60 s) for the fit to stop.
+    /// context and waits a grace period (a tenth of the share, 10 s to 60 s) for the fit to stop.
     /// </summary>
     internal static FitOutcome FitWithin(ModelCandidate c, Fold fold, int foldIndex, TimeSpan? share, ModelComparisonOptions o)
     {
@@ -161,7 +165,7 @@ internal static class ModelComparison
         {
             stop.Cancel();
             CancelExecution(context.Context);
-            var grace = TimeSpan.FromSeconds(Math.Clamp((share ?? TimeSpan.Zero).TotalSeconds / 10, 5, 60));
+            var grace = TimeSpan.FromSeconds(Math.Clamp((share ?? TimeSpan.Zero).TotalSeconds / 10, 10, 60));
             if (!worker.Join(grace))
                 return new(null, clock.Elapsed, CandidateStatus.OverBudget, $"stopped: {why}, and it did not stop within {Seconds(grace)}; abandoned (its thread runs on in the background)");
         }

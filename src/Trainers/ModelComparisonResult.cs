@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.ML;
@@ -135,7 +136,8 @@ public sealed class ModelComparisonResult
                 training_seconds = Math.Round(e.TrainingTime.TotalSeconds, 2), scoring_rows_per_second = Math.Round(e.ScoringRowsPerSecond, 1), model_bytes = e.ModelSizeBytes,
             }),
         };
-        return JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never });
+        // Relaxed escaping: names such as "TF-IDF + SDCA" stay readable ('+' would become \u002B).
+        return JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
     }
 
     /// <summary>Writes <see cref="ToCsv"/> to <paramref name="path"/>.</summary>
