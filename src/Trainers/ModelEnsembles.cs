@@ -81,18 +81,9 @@ internal sealed class ModelEnsembles
         int n = members[0].Labels.Length;
         var score = new float[n];
         var probability = new float[n];
-        for (int i = 0; i < n; i++)
-        {
-            double sum = 0; int count = 0;
-            foreach (var m in members)
-                if (float.IsFinite(m.Probabilities![i])) { sum += m.Probabilities[i]; count++; }
-            probability[i] = count == 0 ? float.NaN : (float)(sum / count);
-            score[i] = Logit(probability[i]);
-        }
+        for (int i = 0; i < n; i++) (probability[i], score[i]) = ProbabilityAverage.Mean(members.Select(m => m.Probabilities![i]));
         return (score, probability);
     }
-
-    static float Logit(float p) { float q = Math.Clamp(p, 1e-7f, 1 - 1e-7f); return MathF.Log(q / (1 - q)); }
 
     /// <summary>Each row scored by a combiner fitted on the other parts of the same rows (parts drawn from the seed).</summary>
     (float[] Score, float[] Probability) CrossFitStack(List<FoldPredictions> members, int fold)
@@ -216,12 +207,18 @@ public sealed class ProbabilityAverage : CustomMappingFactory<ProbabilityAverage
     /// <summary>The mapping: mean of the finite probabilities, its logit, and the label it predicts.</summary>
     public override Action<ProbabilityAverageInput, ProbabilityAverageOutput> GetMapping() => (input, output) =>
     {
-        double sum = 0; int count = 0;
-        foreach (float p in input.Probabilities)
-            if (float.IsFinite(p)) { sum += p; count++; }
-        output.Probability = count == 0 ? float.NaN : (float)(sum / count);
-        float q = Math.Clamp(output.Probability, 1e-7f, 1 - 1e-7f);
-        output.Score = count == 0 ? float.NaN : MathF.Log(q / (1 - q));
+        (output.Probability, output.Score) = Mean(input.Probabilities);
         output.PredictedLabel = output.Probability > 0.5f;
     };
+
+    /// <summary>The mean of the finite probabilities (NaN if none) and its logit (clamped away from ±∞).</summary>
+    internal static (float Probability, float Score) Mean(IEnumerable<float> probabilities)
+    {
+        double sum = 0; int count = 0;
+        foreach (float p in probabilities)
+            if (float.IsFinite(p)) { sum += p; count++; }
+        if (count == 0) return (float.NaN, float.NaN);
+        float mean = (float)(sum / count), q = Math.Clamp(mean, 1e-7f, 1 - 1e-7f);
+        return (mean, MathF.Log(q / (1 - q)));
+    }
 }
