@@ -125,7 +125,7 @@ internal static class ModelSearch
         for (int r = 0; r < rounds && survivors.Count > 0; r++)
         {
             double fraction = Math.Pow(s.ReductionFactor, r - (rounds - 1));
-            var rows_r = r == rounds - 1 ? train : ml.Data.TakeRows(shuffled, Math.Max(1, (long)Math.Ceiling(rows * fraction)));
+            var subset = r == rounds - 1 ? train : ml.Data.TakeRows(shuffled, Math.Max(1, (long)Math.Ceiling(rows * fraction)));
             var round = o.Clone();
             round.EnsembleSize = 0;
             if (o.TimeBudget is { } budget)
@@ -135,7 +135,7 @@ internal static class ModelSearch
                 round.TimeBudget = left / (rounds - r);
             }
             reached = r + 1;
-            last = ModelComparison.Compare(ml, survivors, [new ModelComparison.Fold(rows_r, validation, validation)], train, round);
+            last = ModelComparison.Compare(ml, survivors, [new ModelComparison.Fold(subset, validation, validation)], train, round);
             string where = $"round {r + 1}/{rounds} ({fraction:P0} of the training rows)";
             var completed = last.Leaderboard.Where(e => e.Status == CandidateStatus.Completed).ToList();
             int keep = r == rounds - 1 ? completed.Count : (int)Math.Ceiling(survivors.Count / (double)s.ReductionFactor);
