@@ -160,7 +160,7 @@ static class TextComparison
                 ["winner"] = best.Name, ["test_accuracy"] = metrics.Accuracy, ["test_auc"] = metrics.AreaUnderRocCurve, ["test_f1"] = metrics.F1Score,
                 ["leaderboard"] = JsonNode.Parse(final.ToJson()), ["comparison"] = JsonNode.Parse(compared.ToJson()), ["search"] = JsonNode.Parse(searched.ToJson()),
             };
-            File.WriteAllText(o.Json, report.ToJsonString(new() { WriteIndented = true }));
+            File.WriteAllText(o.Json, report.ToJsonString(new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
         }
         return 0;
     }
