@@ -10,7 +10,7 @@ using System.Text.Json;
 using DeepSeq.MLNet;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Sentiment;
+using DeepSeq.Samples;
 using Spectre.Console;
 
 var opts = CommandLine.Parse(args);

@@ -81,14 +81,21 @@ internal static class CoreMapping
         WeightDecay = o.WeightDecay, GradientClipNorm = o.GradientClipNorm, GradientClipValue = o.GradientClipValue, MaxLength = o.MaxLength,
         KeepEnd = o.KeepEnd, EarlyStoppingPatience = o.EarlyStoppingPatience, WeightAveraging = o.WeightAveraging, NumberOfThreads = o.NumberOfThreads,
         Seed = seed, Progress = progress, CancellationToken = o.CancellationToken,
+        GradientFlow = o.GradientFlowEveryBatches > 0 ? new Core.Diagnostics.GradientFlowOptions { EveryBatches = o.GradientFlowEveryBatches } : null,
     };
 
     public static SequenceTrainingProgress Progress(TrainingProgress p) =>
-        new(p.Epoch, p.Epochs, p.Batch, p.Batches, p.Loss, p.SequencesPerSecond, p.Elapsed, p.Remaining, p.ValidationLoss, p.ValidationMetric);
+        new(p.Epoch, p.Epochs, p.Batch, p.Batches, p.Loss, p.SequencesPerSecond, p.Elapsed, p.Remaining, p.ValidationLoss, p.ValidationMetric)
+        { GradientFlow = p.GradientFlow is { } s ? Sample(s) : null };
 
     public static SequenceTrainingReport Report(TrainingReport r) =>
         new([.. r.Epochs.Select(e => new SequenceEpochSummary(e.Epoch, e.TrainLoss, e.ValidationLoss, e.ValidationMetric, e.Duration))],
-            r.BestEpoch, r.Cancelled, r.Divergence, r.Duration, r.Warnings);
+            r.BestEpoch, r.Cancelled, r.Divergence, r.Duration, r.Warnings)
+        { GradientFlow = r.GradientFlow is { } f ? new GradientFlowReport([.. f.Samples.Select(Sample)], f.LargestGradientNorm, f.LargestGradientNormStep) : null };
+
+    static GradientFlowSample Sample(Core.Diagnostics.GradientFlowSample s) =>
+        new(s.Epoch, s.Step, s.Loss, s.GradientNorm,
+            [.. s.Layers.Select(l => new LayerGradientFlow(l.Name, l.GradientNorm, l.Gain, l.JacobianProduct, l.Eta, l.EffectiveMemory))], s.ToString());
 
     /// <summary>A saved model as the surface shows it.</summary>
     public static TrainedSequenceModel Model(SavedSequenceModel saved)

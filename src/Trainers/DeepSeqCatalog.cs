@@ -25,7 +25,7 @@ public static class MLContextExtensions
 /// var metrics = ml.BinaryClassification.Evaluate(model.Transform(test));
 /// </code>
 /// </example>
-public sealed class DeepSeqCatalog
+public sealed partial class DeepSeqCatalog
 {
     readonly MLContext _ml;
 

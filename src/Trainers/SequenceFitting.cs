@@ -161,6 +161,7 @@ internal static class SequenceFitting
         report = report with { Warnings = warnings };
         foreach (var w in warnings) ch.Warning(MessageSensitivity.None, w);
         if (report.Divergence is not null) ch.Warning(MessageSensitivity.None, report.Divergence);
+        foreach (var line in report.GradientFlow?.Describe() ?? []) ch.Info(MessageSensitivity.None, line);
         if (report.Cancelled) ch.Warning(MessageSensitivity.None, $"Training was cancelled; kept the weights of epoch {report.BestEpoch}.");
         if (report.BestEpoch == 0)
             throw new InvalidOperationException(report.Divergence ?? "Training stopped before completing an epoch; no weights to keep.");
@@ -415,7 +416,8 @@ internal static class SequenceFitting
                 channel.Info(MessageSensitivity.None,
                     $"Epoch {p.Epoch}/{p.Epochs}: loss {p.Loss:F4}" +
                     (p.ValidationLoss is double vl ? $", validation loss {vl:F4}, metric {p.ValidationMetric:F4}" : "") +
-                    $", {p.SequencesPerSecond:F0} sequences/s, elapsed {p.Elapsed:hh\\:mm\\:ss}");
+                    $", {p.SequencesPerSecond:F0} sequences/s, elapsed {p.Elapsed:hh\\:mm\\:ss}" +
+                    (p.GradientFlow is { } flow ? $"; gradient flow at {flow}" : ""));
             user?.Report(CoreMapping.Progress(p));
         }
     }

@@ -77,6 +77,8 @@ public abstract class SequenceOptions
         public const int EarlyStoppingPatience = 2;
         /// <summary>0: one thread per core.</summary>
         public const int NumberOfThreads = 0;
+        /// <summary>0: gradient-flow diagnostics off.</summary>
+        public const int GradientFlowEveryBatches = 0;
     }
 
     /// <summary>Name of the label column: Boolean (binary), a key (multiclass) or Single (regression) (default "Label").</summary>
@@ -164,6 +166,16 @@ public abstract class SequenceOptions
     public int EarlyStoppingPatience = Defaults.EarlyStoppingPatience;
     /// <summary>Threads this trainer's kernels may use; 0 = one per core (default 0).</summary>
     public int NumberOfThreads = Defaults.NumberOfThreads;
+    /// <summary>
+    /// Gradient-flow diagnostics: record one training batch in this many (and the first), or 0 for none (default 0: off, at no cost).
+    /// For each recorded batch and recurrent layer: ‖dL/dh‖ at every step back in time, the per-step gain η of the
+    /// backward pass (below 1 gradients vanish, above 1 they explode), and the effective memory (steps back until the
+    /// gradient falls below 10⁻³ of its value at the last step); also the largest gradient norm of any step. In
+    /// <see cref="SequenceTrainingReport.GradientFlow"/> (in memory, not saved with the model), in
+    /// <see cref="SequenceTrainingProgress.GradientFlow"/>, and summarised in <c>MLContext.Log</c>. A recorded batch
+    /// costs a few per cent more (four norms of H values per sequence and step).
+    /// </summary>
+    public int GradientFlowEveryBatches = Defaults.GradientFlowEveryBatches;
     /// <summary>Receives progress (epoch, batch, loss, sequences per second, time left) during training.</summary>
     public IProgress<SequenceTrainingProgress>? Progress;
     /// <summary>Stops training early; the best weights so far are kept.</summary>
@@ -247,5 +259,6 @@ public abstract class SequenceOptions
         if (!(ValidationFraction >= 0 && ValidationFraction < 1)) throw Range(nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
         if (EarlyStoppingPatience < 0) throw Range(nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must be non-negative (0 = never stop early)");
         if (NumberOfThreads < 0) throw Range(nameof(NumberOfThreads), NumberOfThreads, "must be non-negative (0 = one per core)");
+        if (GradientFlowEveryBatches < 0) throw Range(nameof(GradientFlowEveryBatches), GradientFlowEveryBatches, "must be non-negative (0 = off)");
     }
 }

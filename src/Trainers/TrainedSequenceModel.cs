@@ -12,7 +12,43 @@ namespace DeepSeq.MLNet;
 /// <param name="ValidationLoss">Validation loss at the end of an epoch (with validation data), else null.</param>
 /// <param name="ValidationMetric">Validation metric at the end of an epoch (accuracy; −MSE for regression), else null.</param>
 public sealed record SequenceTrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, double SequencesPerSecond,
-    TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss, double? ValidationMetric);
+    TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss, double? ValidationMetric)
+{
+    /// <summary>The latest gradient-flow sample when <see cref="SequenceOptions.GradientFlowEveryBatches"/> is set, else null.</summary>
+    public GradientFlowSample? GradientFlow { get; init; }
+}
+
+/// <summary>
+/// The gradient flow through time of one recurrent layer and direction in one recorded batch, by distance d back
+/// from each sequence's last step (d = 0: nearest the loss; for a reverse direction, from the sequence's start).
+/// Norms are root-mean-square over the sequences reaching that far back.
+/// </summary>
+/// <param name="Name">The layer, e.g. <c>recurrent.layers.0.forward</c>.</param>
+/// <param name="GradientNorm">‖dL/dh‖ at each distance: how far back the training signal reaches.</param>
+/// <param name="Gain">
+/// η at each distance: how much one step of backpropagation through time scales the state gradient flowing there
+/// (‖∂s_t/∂s_{t−1}ᵀ·δ‖ / ‖δ‖, the norm of diag(f′)·W_hh or its gated equivalent along δ). Below 1 gradients vanish; above 1 they explode.
+/// </param>
+/// <param name="JacobianProduct">The product of the gains from the last step back to each distance (1 at d = 0).</param>
+/// <param name="Eta">The geometric mean of the gains.</param>
+/// <param name="EffectiveMemory">Steps back until the gradient norm falls below 10⁻³ of its value at d = 0; null when it never does within the sequences.</param>
+public sealed record LayerGradientFlow(string Name, IReadOnlyList<double> GradientNorm, IReadOnlyList<double> Gain, IReadOnlyList<double> JacobianProduct,
+    double Eta, int? EffectiveMemory);
+
+/// <summary>The gradient flow of one recorded training batch.</summary>
+/// <param name="Epoch">1-based epoch.</param>
+/// <param name="Step">0-based step of training.</param>
+/// <param name="Loss">The batch's loss.</param>
+/// <param name="GradientNorm">The global gradient norm before clipping.</param>
+/// <param name="Layers">Each recurrent layer and direction.</param>
+/// <param name="Summary">One line: loss, gradient norm, and per layer η and effective memory.</param>
+public sealed record GradientFlowSample(int Epoch, long Step, double Loss, double GradientNorm, IReadOnlyList<LayerGradientFlow> Layers, string Summary);
+
+/// <summary>The gradient-flow diagnostics of a training run (<see cref="SequenceOptions.GradientFlowEveryBatches"/>).</summary>
+/// <param name="Samples">The recorded batches in training order (at most 200, thinned evenly over the run).</param>
+/// <param name="LargestGradientNorm">The largest global gradient norm before clipping of any step, recorded or not.</param>
+/// <param name="LargestGradientNormStep">The step where it was seen.</param>
+public sealed record GradientFlowReport(IReadOnlyList<GradientFlowSample> Samples, double LargestGradientNorm, long LargestGradientNormStep);
 
 /// <summary>One epoch's figures.</summary>
 /// <param name="Epoch">1-based epoch.</param>
@@ -34,7 +70,14 @@ public sealed record SequenceEpochSummary(int Epoch, double TrainLoss, double? V
 /// warnings to <c>MLContext.Log</c>.
 /// </param>
 public sealed record SequenceTrainingReport(IReadOnlyList<SequenceEpochSummary> Epochs, int BestEpoch, bool Cancelled, string? Divergence,
-    TimeSpan Duration, IReadOnlyList<string> Warnings);
+    TimeSpan Duration, IReadOnlyList<string> Warnings)
+{
+    /// <summary>
+    /// The gradient-flow diagnostics when <see cref="SequenceOptions.GradientFlowEveryBatches"/> was set; null otherwise,
+    /// and for a loaded model (they are not saved with it).
+    /// </summary>
+    public GradientFlowReport? GradientFlow { get; init; }
+}
 
 /// <summary>The architecture of a trained sequence model.</summary>
 public sealed record SequenceArchitecture

@@ -92,6 +92,80 @@ public sealed class GemmTests
         GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), "single row");
     }
 
+    // Small odd shapes at every width of the ladder: single rows (the one-row kernel), edge tiles, k past one KC
+    // block, m past one MC block, both transpositions.
+    public static IEnumerable<object[]> WidthShapes()
+    {
+        (int M, int N, int K)[] shapes = [(1, 1, 1), (1, 33, 17), (1, 161, 300), (2, 3, 5), (7, 33, 300), (13, 65, 31), (97, 70, 40)];
+        foreach (var w in Widths.All())
+            for (int s = 0; s < shapes.Length; s++)
+                yield return [(int)w[0], shapes[s].M, shapes[s].N, shapes[s].K, s % 4];
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(WidthShapes))]
+    public unsafe void MatchesReferenceAtEveryWidth(int bits, int m, int n, int k, int trans)
+    {
+        bool ta = (trans & 1) != 0, tb = (trans & 2) != 0;
+        var rng = new Random(bits + m * 1000 + n * 10 + k);
+        int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+        var a = GradientCheck.Random((ta ? k : m) * lda, rng);
+        var b = GradientCheck.Random((tb ? n : k) * ldb, rng);
+        var c = GradientCheck.Random(m * ldc, rng);
+        var expected = (float[])c.Clone();
+        GemmReference.Multiply(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, expected, ldc);
+        using var packed = new PackedMatrix(k, n);
+        packed.Pack(tb, b, ldb);
+        Widths.Run(new Gemm.Product(ta, m, 0.75f, a, lda, packed, 0.5f, c, ldc), bits);
+        GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), $"{bits}-bit {m}x{n}x{k} {ta}/{tb}");
+    }
+
+    // Large enough to pack B on every core and to split the multiply over threads, at the width the process uses;
+    // one thread gives the same bits.
+    [TestMethod]
+    public void LargeProductMatchesReferenceAndOneThread()
+    {
+        var rng = new Random(4);
+        int m = 64, n = 600, k = 520; // k·n ≥ 2^18: parallel packing; m·n·k ≥ 2^20: parallel multiply
+        var a = GradientCheck.Random(k * m, rng); var b = GradientCheck.Random(k * n, rng); // op(A) = Aᵀ: A stored (k, m)
+        var c = new float[m * n]; var one = new float[m * n]; var expected = new float[m * n];
+        GemmReference.Multiply(true, false, m, n, k, 1f, a, m, b, n, 0f, expected, n);
+        Gemm.Multiply(true, false, m, n, k, 1f, a, m, b, n, 0f, c, n);
+        using (Gemm.LimitThreads(1)) Gemm.Multiply(true, false, m, n, k, 1f, a, m, b, n, 0f, one, n);
+        GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), $"{m}x{n}x{k} at {Kernels.Lanes.Bits} bits");
+        CollectionAssert.AreEqual(one, c, "one thread vs Gemm.Threads");
+    }
+
+    [TestMethod]
+    public async Task LimitThreadsIsScopedAndFlowsIntoTasks()
+    {
+        int outside = Gemm.Threads;
+        Assert.AreEqual(Math.Max(1, Gemm.MaxThreads), outside);
+        using var entered = new SemaphoreSlim(0);
+        using var release = new SemaphoreSlim(0);
+        var bystander = Task.Run(async () => { entered.Release(); await release.WaitAsync(); return Gemm.Threads; }); // started outside the scope
+        await entered.WaitAsync();
+        int inside, inTask, nested, unlimitedInside;
+        using (Gemm.LimitThreads(1))
+        {
+            inside = Gemm.Threads;
+            inTask = await Task.Run(() => Gemm.Threads);
+            using (Gemm.LimitThreads(4)) nested = Gemm.Threads;  // an inner scope cannot raise the limit
+            using (Gemm.LimitThreads(0)) unlimitedInside = Gemm.Threads;
+            release.Release();
+            Assert.AreEqual(outside, await bystander, "a task started outside the scope keeps its own limit");
+        }
+        Assert.AreEqual(1, inside);
+        Assert.AreEqual(1, inTask, "the limit flows into tasks started inside the scope");
+        Assert.AreEqual(1, nested);
+        Assert.AreEqual(1, unlimitedInside);
+        Assert.AreEqual(outside, Gemm.Threads, "the limit ends with its scope");
+        var scope = Gemm.LimitThreads(1);
+        scope.Dispose(); scope.Dispose(); // idempotent
+        Assert.AreEqual(outside, Gemm.Threads);
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Gemm.LimitThreads(-1));
+    }
+
     [TestMethod]
     public void RejectsTooSmallBuffers()
     {

@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 
 namespace DeepSeq.Core.Kernels;
 
@@ -9,11 +7,13 @@ namespace DeepSeq.Core.Kernels;
 /// <c>op(X)</c> is <c>X</c> or <c>Xᵀ</c>. op(A) is m×k, op(B) is k×n, C is m×n.
 /// </summary>
 /// <remarks>
-/// The fast path follows the Goto/BLIS structure: op(B) is packed once into column panels of <see cref="NR"/>
+/// The structure is Goto/BLIS's: op(B) is packed once into column panels of <see cref="NR"/>
 /// (one <see cref="PackedMatrix"/>, reusable across calls — the recurrent weights are packed once per sequence),
 /// op(A) is packed per (KC × MC) block into row panels of <see cref="MR"/>, and a register-blocked
-/// MR × NR FMA micro-kernel (<see cref="Vector512{T}"/>, or <see cref="Vector256{T}"/> halves) accumulates into C;
-/// a single row (batch 1) takes a one-row kernel instead. Work is split over threads by row blocks for tall
+/// MR × NR multiply-add micro-kernel accumulates into C; a single row (batch 1) takes a one-row kernel instead.
+/// The kernels are written once over the vector width and run at the widest the process accelerates:
+/// 512-bit, 256-bit, 128-bit (SSE, or AdvSimd on Arm64) or scalar (see <see cref="Lanes"/>); the packed layout
+/// is the same at every width. Work is split over threads (<see cref="Threads"/>) by row blocks for tall
 /// problems and by column panels for short ones; every element of C is computed by one thread with one fixed
 /// summation order, so results do not depend on the thread count.
 /// </remarks>
@@ -21,7 +21,7 @@ public static unsafe class Gemm
 {
     /// <summary>Rows of the micro-kernel tile.</summary>
     public const int MR = 6;
-    /// <summary>Columns of the micro-kernel tile (two <see cref="Vector512{T}"/> or four <see cref="Vector256{T}"/> of floats).</summary>
+    /// <summary>Columns of a packed panel of B (two 512-bit, four 256-bit or eight 128-bit vectors of floats).</summary>
     public const int NR = 32;
     internal const int KC = 256; // a KC × NR panel of B (32 KB) stays in L1
     internal const int MC = 96;  // an MC × KC block of A (96 KB) stays in L2
@@ -29,23 +29,55 @@ public static unsafe class Gemm
     // Below this many multiply-adds (about 20 µs on one core), waking a second core costs more than it saves.
     const long ParallelThreshold = 1 << 20;
 
-    /// <summary>Maximum number of threads one multiply uses; defaults to the processor count.</summary>
+    /// <summary>Maximum number of threads one multiply uses, process-wide; defaults to the processor count.</summary>
     public static int MaxThreads { get; set; } = Environment.ProcessorCount;
 
-    // Set while a caller already keeps every core busy (e.g. the two directions of a bidirectional layer run
-    // side by side): multiplies on this thread then stay on it.
-    [ThreadStatic] static bool t_serial;
+    // The innermost LimitThreads scope of this execution context (0: none). An AsyncLocal flows into the tasks and
+    // Parallel loops started inside the scope, so work a trainer fans out keeps its limit.
+    static readonly AsyncLocal<int> s_limit = new();
 
-    /// <summary>Runs <paramref name="work"/> with every multiply on the calling thread.</summary>
-    public static void Serially(Action work)
+    /// <summary>
+    /// Threads a multiply started here may use: <see cref="MaxThreads"/>, lowered by the enclosing
+    /// <see cref="LimitThreads"/> scopes; at least 1.
+    /// </summary>
+    public static int Threads
     {
-        bool saved = t_serial;
-        t_serial = true;
-        try { work(); }
-        finally { t_serial = saved; }
+        get
+        {
+            int max = Math.Max(1, MaxThreads), limit = s_limit.Value;
+            return limit > 0 ? Math.Min(max, limit) : max;
+        }
     }
 
-    static bool Fast => Vector256.IsHardwareAccelerated;
+    /// <summary>
+    /// Limits the threads of every multiply (and parallel packing) started in this execution context — the calling
+    /// code and the tasks it starts — until the returned scope is disposed. 0 sets no limit. Scopes nest; an inner
+    /// scope can lower the enclosing limit, not raise it. Results do not depend on the limit.
+    /// </summary>
+    public static IDisposable LimitThreads(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(threads);
+        int outer = s_limit.Value;
+        s_limit.Value = threads == 0 ? outer : outer == 0 ? threads : Math.Min(outer, threads);
+        return new ThreadLimit(outer);
+    }
+
+    sealed class ThreadLimit(int outer) : IDisposable
+    {
+        bool _disposed;
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            s_limit.Value = outer;
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> with every multiply on the calling thread (a caller that already keeps every core busy, e.g. the two directions of a bidirectional layer run side by side).</summary>
+    public static void Serially(Action work)
+    {
+        using (LimitThreads(1)) work();
+    }
 
     /// <summary>C = alpha · op(A) · op(B) + beta · C on spans (see the class remarks for the shapes).</summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k, float alpha,
@@ -55,11 +87,6 @@ public static unsafe class Gemm
         CheckOperand(transB, k, n, b.Length, ldb, "B");
         CheckOperand(false, m, n, c.Length, ldc, "C");
         if (m == 0 || n == 0) return;
-        if (!Fast || k == 0)
-        {
-            GemmReference.Multiply(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-            return;
-        }
         using var packed = PackedMatrix.Rent(k, n);
         packed.Pack(transB, b, ldb);
         Multiply(transA, m, alpha, a, lda, packed, beta, c, ldc);
@@ -68,47 +95,65 @@ public static unsafe class Gemm
     /// <summary>C = alpha · op(A) · B + beta · C where B was packed beforehand (k × n).</summary>
     public static void Multiply(bool transA, int m, float alpha, ReadOnlySpan<float> a, int lda,
         PackedMatrix b, float beta, Span<float> c, int ldc)
+        => Lanes.Run(new Product(transA, m, alpha, a, lda, b, beta, c, ldc));
+
+    /// <summary>One multiply by a packed B, runnable at any width (<see cref="Lanes.Run{TKernel}"/> picks the widest; tests pick each).</summary>
+    internal readonly ref struct Product(bool transA, int m, float alpha, ReadOnlySpan<float> a, int lda,
+        PackedMatrix b, float beta, Span<float> c, int ldc) : IVecKernel
     {
-        int n = b.Columns, k = b.Rows;
-        CheckOperand(transA, m, k, a.Length, lda, "A");
-        CheckOperand(false, m, n, c.Length, ldc, "C");
-        if (m == 0 || n == 0) return;
-        fixed (float* pa = a)
-        fixed (float* pc = c)
+        readonly ReadOnlySpan<float> _a = a;
+        readonly Span<float> _c = c;
+
+        public void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
         {
-            ScaleC(m, n, beta, pc, ldc);
-            if (k == 0 || alpha == 0f) return;
-            if (!Fast)
+            int n = b.Columns, k = b.Rows;
+            CheckOperand(transA, m, k, _a.Length, lda, "A");
+            CheckOperand(false, m, n, _c.Length, ldc, "C");
+            if (m == 0 || n == 0) return;
+            fixed (float* pa = _a)
+            fixed (float* pc = _c)
             {
-                GemmReference.MultiplyPacked(transA, m, alpha, pa, lda, b, pc, ldc);
-                return;
+                ScaleC(m, n, beta, pc, ldc);
+                if (k == 0 || alpha == 0f) return;
+                Multiply<TV, TO>(transA, m, alpha, pa, lda, b, pc, ldc);
             }
-            int panels = b.Panels;
-            if (m == 1)
-            {
-                RowTimesPanels(transA ? lda : 1, alpha, pa, b, pc); // batch 1: a 6-row tile would waste 5/6 of its work
-                return;
-            }
-            long work = (long)m * n * k;
-            int parts = work < ParallelThreshold || t_serial ? 1 : Math.Max(1, MaxThreads);
-            if (parts == 1)
-            {
-                Compute(transA, alpha, 0, m, 0, panels, k, pa, lda, b, pc, ldc);
-                return;
-            }
-            nint ia = (nint)pa, ic = (nint)pc;
-            // Tall problems split by rows, so each thread packs only its own rows of A; short ones (a recurrent
-            // step: m = batch) split by column panels of the shared packed B.
-            bool byPanels = m < 2 * parts * MC && panels >= parts;
-            int units = byPanels ? panels : (m + MR - 1) / MR;
-            parts = Math.Min(parts, units);
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
-            {
-                int u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
-                if (byPanels) Compute(transA, alpha, 0, m, u0, u1, k, (float*)ia, lda, b, (float*)ic, ldc);
-                else Compute(transA, alpha, u0 * MR, Math.Min(m, u1 * MR), 0, panels, k, (float*)ia, lda, b, (float*)ic, ldc);
-            });
         }
+    }
+
+    // C += alpha · op(A) · B, C already scaled by beta.
+    static void Multiply<TV, TO>(bool transA, int m, float alpha, float* pa, int lda, PackedMatrix b, float* pc, int ldc)
+        where TV : unmanaged where TO : ISimd<TV>
+    {
+        int n = b.Columns, k = b.Rows, panels = b.Panels;
+        if (m == 1)
+        {
+            RowTimesPanels<TV, TO>(transA ? lda : 1, alpha, pa, b, pc); // batch 1: a 6-row tile would waste 5/6 of its work
+            return;
+        }
+        long work = (long)m * n * k;
+        int parts = work < ParallelThreshold ? 1 : Threads;
+        if (parts == 1) Compute<TV, TO>(transA, alpha, 0, m, 0, panels, k, pa, lda, b, pc, ldc);
+        else MultiplyInParallel<TV, TO>(parts, transA, m, alpha, pa, lda, b, pc, ldc);
+    }
+
+    // Its own method: the lambda's captured variables live in a closure object, which C# allocates at the start of
+    // the method that declares them — here only when the work is split, never on the serial path.
+    static void MultiplyInParallel<TV, TO>(int parts, bool transA, int m, float alpha, float* pa, int lda, PackedMatrix b, float* pc, int ldc)
+        where TV : unmanaged where TO : ISimd<TV>
+    {
+        int k = b.Rows, panels = b.Panels;
+        nint ia = (nint)pa, ic = (nint)pc;
+        // Tall problems split by rows, so each thread packs only its own rows of A; short ones (a recurrent
+        // step: m = batch) split by column panels of the shared packed B.
+        bool byPanels = m < 2 * parts * MC && panels >= parts;
+        int units = byPanels ? panels : (m + MR - 1) / MR;
+        parts = Math.Min(parts, units);
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        {
+            int u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
+            if (byPanels) Compute<TV, TO>(transA, alpha, 0, m, u0, u1, k, (float*)ia, lda, b, (float*)ic, ldc);
+            else Compute<TV, TO>(transA, alpha, u0 * MR, Math.Min(m, u1 * MR), 0, panels, k, (float*)ia, lda, b, (float*)ic, ldc);
+        });
     }
 
     static void CheckOperand(bool trans, int rows, int cols, int length, int ld, string name)
@@ -134,8 +179,8 @@ public static unsafe class Gemm
 
     // Rows [m0, m1) of C, column panels [j0, j1) of packed B.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip the tiered JIT's slow tiers
-    static void Compute(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
-        float* a, int lda, PackedMatrix b, float* c, int ldc)
+    static void Compute<TV, TO>(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
+        float* a, int lda, PackedMatrix b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
     {
         float* packA = ThreadBuffers.A;
         float* tile = stackalloc float[MR * NR];
@@ -155,12 +200,12 @@ public static unsafe class Gemm
                         int mr = Math.Min(MR, mc - ir);
                         float* cij = c + (long)(ic + ir) * ldc + jc;
                         if (mr == MR && nr == NR)
-                            Kernel(kc, packA + ir * kc, pb, cij, ldc);
+                            Kernel<TV, TO>(kc, packA + ir * kc, pb, cij, ldc);
                         else
                         {
                             // Edge tile: compute the full tile on zero-padded panels, add only the valid part.
                             new Span<float>(tile, MR * NR).Clear();
-                            Kernel(kc, packA + ir * kc, pb, tile, NR);
+                            Kernel<TV, TO>(kc, packA + ir * kc, pb, tile, NR);
                             for (int i = 0; i < mr; i++)
                                 for (int j = 0; j < nr; j++) cij[(long)i * ldc + j] += tile[i * NR + j];
                         }
@@ -198,115 +243,92 @@ public static unsafe class Gemm
         }
     }
 
-    /// <summary>The MR × NR micro-kernel: C[0..6, 0..32] += Apanel · Bpanel over kc steps.</summary>
+    /// <summary>
+    /// The MR × NR micro-kernel, C[0..6, 0..32] += Apanel · Bpanel over kc steps, as NR / 2W strips of 6 × 2W
+    /// (W lanes): one strip of two 512-bit vectors, two of 256, four of 128, sixteen of two scalars. Each strip
+    /// keeps its 12 accumulators in registers (16 on x64 without AVX-512, 32 with it or on Arm64).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Kernel(int kc, float* a, float* b, float* c, int ldc)
+    static void Kernel<TV, TO>(int kc, float* a, float* b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
     {
-        // Widths tried 512 → 256: with 256-bit vectors the tile is done as two 6 × 16 halves, which keeps
-        // the 12 accumulators within the 16 registers of AVX2.
-        if (Vector512.IsHardwareAccelerated) Kernel6x32(kc, a, b, c, ldc);
-        else { Kernel6x16(kc, a, b, c, ldc); Kernel6x16(kc, a, b + 16, c + 16, ldc); }
+        for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO>(kc, a, b + q, c + q, ldc);
     }
 
+    // Columns [0, 2W) of a 32-wide panel (the caller offsets b and c to the strip).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel6x32(int kc, float* a, float* b, float* c, int ldc)
+    static void Strip<TV, TO>(int kc, float* a, float* b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
     {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-                         c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        int w = TO.Count;
+        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+           c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
         {
-            var b0 = Vector512.Load(b);
-            var b1 = Vector512.Load(b + 16);
-            var x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            x = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
-            x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            var b0 = TO.Load(b);
+            var b1 = TO.Load(b + w);
+            var x = TO.Broadcast(a + 0); c00 = TO.MultiplyAdd(x, b0, c00); c01 = TO.MultiplyAdd(x, b1, c01);
+            x = TO.Broadcast(a + 1); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11);
+            x = TO.Broadcast(a + 2); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21);
+            x = TO.Broadcast(a + 3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31);
+            x = TO.Broadcast(a + 4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41);
+            x = TO.Broadcast(a + 5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51);
             a += MR; b += NR;
         }
-        AddRow(c, c00, c01); AddRow(c + ldc, c10, c11); AddRow(c + 2L * ldc, c20, c21);
-        AddRow(c + 3L * ldc, c30, c31); AddRow(c + 4L * ldc, c40, c41); AddRow(c + 5L * ldc, c50, c51);
+        AddRow<TV, TO>(c, c00, c01); AddRow<TV, TO>(c + ldc, c10, c11); AddRow<TV, TO>(c + 2L * ldc, c20, c21);
+        AddRow<TV, TO>(c + 3L * ldc, c30, c31); AddRow<TV, TO>(c + 4L * ldc, c40, c41); AddRow<TV, TO>(c + 5L * ldc, c50, c51);
     }
 
-    // Columns 0..16 of a 32-wide panel (call with b + 16, c + 16 for the other half).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void AddRow<TV, TO>(float* c, TV lo, TV hi) where TV : unmanaged where TO : ISimd<TV>
     {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-                         c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            var b0 = Vector256.Load(b);
-            var b1 = Vector256.Load(b + 8);
-            var x = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
-            x = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
-            x = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
-            x = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
-            x = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(x, b0, c40); c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
-            x = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(x, b0, c50); c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
-            a += MR; b += NR;
-        }
-        AddRow(c, c00, c01); AddRow(c + ldc, c10, c11); AddRow(c + 2L * ldc, c20, c21);
-        AddRow(c + 3L * ldc, c30, c31); AddRow(c + 4L * ldc, c40, c41); AddRow(c + 5L * ldc, c50, c51);
+        TO.Store(c, TO.Add(TO.Load(c), lo));
+        TO.Store(c + TO.Count, TO.Add(TO.Load(c + TO.Count), hi));
     }
 
-    // c[0..n) += alpha · a · B for one row a (elements a[p·stride]), two panels at a time.
-    static void RowTimesPanels(int stride, float alpha, float* a, PackedMatrix b, float* c)
+    // Columns one call of RowKernel covers: eight vectors.
+    const int RowSpanMax = 8 * 16;
+
+    // c[0..n) += alpha · a · B for one row a (elements a[p·stride]), 8W columns at a time.
+    static void RowTimesPanels<TV, TO>(int stride, float alpha, float* a, PackedMatrix b, float* c) where TV : unmanaged where TO : ISimd<TV>
     {
-        int k = b.Rows, n = b.Columns, panels = b.Panels;
-        float* tile = stackalloc float[2 * NR];
-        for (int jp = 0; jp < panels; jp += 2)
+        int k = b.Rows, n = b.Columns, span = 8 * TO.Count;
+        float* tile = stackalloc float[RowSpanMax];
+        for (int j0 = 0; j0 < n; j0 += span)
         {
-            bool pair = jp + 1 < panels;
-            new Span<float>(tile, 2 * NR).Clear();
+            new Span<float>(tile, span).Clear();
             for (int pc = 0; pc < k; pc += KC)
-            {
-                int kc = Math.Min(KC, k - pc);
-                RowKernel(kc, a + (long)pc * stride, stride, b.Panel(pc, kc, jp), pair ? b.Panel(pc, kc, jp + 1) : b.Panel(pc, kc, jp), tile);
-            }
-            int j0 = jp * NR, nr = Math.Min(pair ? 2 * NR : NR, n - j0);
+                RowKernel<TV, TO>(Math.Min(KC, k - pc), a + (long)pc * stride, stride, b, pc, j0, tile);
+            int nr = Math.Min(span, n - j0);
             for (int j = 0; j < nr; j++) c[j0 + j] += alpha * tile[j];
         }
     }
 
-    // tile[0..64) += a · [panel0 | panel1] over kc steps. Eight independent accumulators hide the FMA latency
+    // tile[0..8W) += a · B[pc.., j0 + 0..8W) over kc steps. Eight independent accumulators hide the FMA latency
     // that a single row cannot interleave otherwise; they are locals of a call-free loop so they stay in registers.
+    // Accumulator q reads columns j0 + qW.. of its panel; past the last panel it re-reads that one (and is discarded).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RowKernel(int kc, float* a, int stride, float* p0, float* p1, float* tile)
+    static void RowKernel<TV, TO>(int kc, float* a, int stride, PackedMatrix b, int pc, int j0, float* tile) where TV : unmanaged where TO : ISimd<TV>
     {
-        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
-        for (int p = 0; p < kc; p++, a += stride, p0 += NR, p1 += NR)
+        int w = TO.Count;
+        float* p0 = Columns(b, pc, kc, j0), p1 = Columns(b, pc, kc, j0 + w), p2 = Columns(b, pc, kc, j0 + 2 * w), p3 = Columns(b, pc, kc, j0 + 3 * w);
+        float* p4 = Columns(b, pc, kc, j0 + 4 * w), p5 = Columns(b, pc, kc, j0 + 5 * w), p6 = Columns(b, pc, kc, j0 + 6 * w), p7 = Columns(b, pc, kc, j0 + 7 * w);
+        TV s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+        for (nint p = 0, end = (nint)kc * NR; p < end; p += NR, a += stride)
         {
-            var x = Vector256.Create(*a);
-            s0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p0), s0);
-            s1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p0 + 8), s1);
-            s2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p0 + 16), s2);
-            s3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p0 + 24), s3);
-            s4 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p1), s4);
-            s5 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p1 + 8), s5);
-            s6 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p1 + 16), s6);
-            s7 = Vector256.FusedMultiplyAdd(x, Vector256.Load(p1 + 24), s7);
+            var x = TO.Broadcast(a);
+            s0 = TO.MultiplyAdd(x, TO.Load(p0 + p), s0);
+            s1 = TO.MultiplyAdd(x, TO.Load(p1 + p), s1);
+            s2 = TO.MultiplyAdd(x, TO.Load(p2 + p), s2);
+            s3 = TO.MultiplyAdd(x, TO.Load(p3 + p), s3);
+            s4 = TO.MultiplyAdd(x, TO.Load(p4 + p), s4);
+            s5 = TO.MultiplyAdd(x, TO.Load(p5 + p), s5);
+            s6 = TO.MultiplyAdd(x, TO.Load(p6 + p), s6);
+            s7 = TO.MultiplyAdd(x, TO.Load(p7 + p), s7);
         }
-        (Vector256.Load(tile) + s0).Store(tile); (Vector256.Load(tile + 8) + s1).Store(tile + 8);
-        (Vector256.Load(tile + 16) + s2).Store(tile + 16); (Vector256.Load(tile + 24) + s3).Store(tile + 24);
-        (Vector256.Load(tile + 32) + s4).Store(tile + 32); (Vector256.Load(tile + 40) + s5).Store(tile + 40);
-        (Vector256.Load(tile + 48) + s6).Store(tile + 48); (Vector256.Load(tile + 56) + s7).Store(tile + 56);
+        AddRow<TV, TO>(tile, s0, s1); AddRow<TV, TO>(tile + 2 * w, s2, s3); AddRow<TV, TO>(tile + 4 * w, s4, s5); AddRow<TV, TO>(tile + 6 * w, s6, s7);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void AddRow(float* c, Vector512<float> lo, Vector512<float> hi)
-    {
-        (Vector512.Load(c) + lo).Store(c);
-        (Vector512.Load(c + 16) + hi).Store(c + 16);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void AddRow(float* c, Vector256<float> lo, Vector256<float> hi)
-    {
-        (Vector256.Load(c) + lo).Store(c);
-        (Vector256.Load(c + 8) + hi).Store(c + 8);
-    }
+    // Column j of the packed block at depth pc: its panel (the last one for j past the end) and offset in it.
+    static float* Columns(PackedMatrix b, int pc, int kc, int j) => b.Panel(pc, kc, Math.Min(j / NR, b.Panels - 1)) + j % NR;
 
     static class ThreadBuffers
     {
@@ -372,15 +394,19 @@ public sealed unsafe class PackedMatrix : IDisposable
         fixed (float* pb = b)
         {
             // Large matrices pack their panels on every core: packing is memory-bound, and otherwise serial.
-            if ((long)k * n >= 1 << 18 && Gemm.MaxThreads > 1 && panels > 1)
-            {
-                nint src = (nint)pb;
-                int parts = Math.Min(Gemm.MaxThreads, panels);
-                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
-                    part => PackPanels(transB, (float*)src, ldb, panels * part / parts, panels * (part + 1) / parts));
-            }
+            int threads = Gemm.Threads;
+            if ((long)k * n >= 1 << 18 && threads > 1 && panels > 1) PackInParallel(Math.Min(threads, panels), transB, pb, ldb);
             else PackPanels(transB, pb, ldb, 0, panels);
         }
+    }
+
+    // Its own method, so that the lambda's closure is allocated only when packing is split (see Gemm.MultiplyInParallel).
+    void PackInParallel(int parts, bool transB, float* pb, int ldb)
+    {
+        nint src = (nint)pb;
+        int panels = Panels;
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
+            part => PackPanels(transB, (float*)src, ldb, panels * part / parts, panels * (part + 1) / parts));
     }
 
     void PackPanels(bool transB, float* pb, int ldb, int jp0, int jp1)
@@ -401,8 +427,7 @@ public sealed unsafe class PackedMatrix : IDisposable
                         float* d = dst + p * Gemm.NR;
                         if (nr == Gemm.NR)
                         {
-                            Vector256.Load(src).Store(d); Vector256.Load(src + 8).Store(d + 8);
-                            Vector256.Load(src + 16).Store(d + 16); Vector256.Load(src + 24).Store(d + 24);
+                            Unsafe.CopyBlockUnaligned(d, src, Gemm.NR * sizeof(float)); // widest moves the hardware has
                             continue;
                         }
                         int j = 0;
@@ -441,16 +466,6 @@ public sealed unsafe class PackedMatrix : IDisposable
 
     // Block at depth pc (kc deep) holds all panels back to back; earlier blocks are KC deep each.
     internal float* Panel(int pc, int kc, int jp) => Pinned.Address(_buffer) + (long)pc * Panels * Gemm.NR + (long)jp * kc * Gemm.NR;
-
-    /// <summary>Value of op(B)[p, j] (for tests and the reference path).</summary>
-    internal float this[int p, int j]
-    {
-        get
-        {
-            int pc = p / Gemm.KC * Gemm.KC, kc = Math.Min(Gemm.KC, Rows - pc);
-            return Panel(pc, kc, j / Gemm.NR)[(p - pc) * Gemm.NR + j % Gemm.NR];
-        }
-    }
 
     /// <summary>Returns a rented matrix to its thread's spare slot; otherwise releases the buffer.</summary>
     public void Dispose()

@@ -1,10 +1,9 @@
 namespace DeepSeq.Core.Kernels;
 
 /// <summary>
-/// The plain triple loop beside the packed <see cref="Gemm"/>: the fallback where 256-bit vectors are not
-/// accelerated, and the oracle of its tests. Sums in double precision.
+/// The plain triple loop beside the packed <see cref="Gemm"/>, summing in double precision: the oracle of its tests.
 /// </summary>
-public static unsafe class GemmReference
+public static class GemmReference
 {
     /// <summary>C = alpha · op(A) · op(B) + beta · C, row-major (same contract as <see cref="Gemm.Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>).</summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k, float alpha,
@@ -18,19 +17,6 @@ public static unsafe class GemmReference
                     sum += (double)(transA ? a[p * lda + i] : a[i * lda + p]) * (transB ? b[j * ldb + p] : b[p * ldb + j]);
                 float old = beta == 0f ? 0f : beta * c[i * ldc + j];
                 c[i * ldc + j] = (float)(alpha * sum) + old;
-            }
-    }
-
-    // C (already scaled by beta) += alpha · op(A) · B for a packed B.
-    internal static void MultiplyPacked(bool transA, int m, float alpha, float* a, int lda, PackedMatrix b, float* c, int ldc)
-    {
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < b.Columns; j++)
-            {
-                double sum = 0;
-                for (int p = 0; p < b.Rows; p++)
-                    sum += (double)(transA ? a[(long)p * lda + i] : a[(long)i * lda + p]) * b[p, j];
-                c[(long)i * ldc + j] += (float)(alpha * sum);
             }
     }
 }

@@ -4,41 +4,128 @@ using System.Runtime.Intrinsics;
 namespace DeepSeq.Core.Kernels;
 
 /// <summary>
-/// Helpers for fused element-wise kernels written once over 8-lane vectors: a kernel body handles lanes
-/// [j, j + n) with n ≤ <see cref="Width"/>, loading and storing the last, partial group through a
-/// zero-padded register image, so no scalar copy of the equations is needed for the tail.
+/// The operations of one vector width on its register type <typeparamref name="TV"/> (<see cref="Simd512"/> on
+/// <see cref="Vector512{T}"/>, <see cref="Simd256"/>, <see cref="Simd128"/>, <see cref="SimdScalar"/> on float).
+/// Kernels are written once, generic over (register, operations), and the JIT compiles one specialised copy per
+/// width. .NET 10 keeps <c>ISimdVector&lt;TSelf, T&gt;</c> internal, so this is the public-API stand-in, as
+/// TensorPrimitives does with its per-width operator structs.
+/// </summary>
+internal unsafe interface ISimd<TV> where TV : unmanaged
+{
+    /// <summary>Float lanes of the register.</summary>
+    static abstract int Count { get; }
+    /// <summary>True when the width runs on hardware instructions rather than a software fallback.</summary>
+    static abstract bool IsAccelerated { get; }
+
+    static abstract TV Load(float* p);
+    static abstract void Store(float* p, TV v);
+    static abstract TV Create(float x);
+    /// <summary>*p in every lane, loaded straight into the register where the instruction set allows.</summary>
+    static abstract TV Broadcast(float* p);
+    static abstract TV Add(TV a, TV b);
+    static abstract TV Subtract(TV a, TV b);
+    static abstract TV Negate(TV a);
+    static abstract TV Multiply(TV a, TV b);
+    static abstract TV Divide(TV a, TV b);
+    /// <summary>a · b + c, fused where the hardware has FMA, a multiply and an add otherwise (never a software FMA).</summary>
+    static abstract TV MultiplyAdd(TV a, TV b, TV c);
+    static abstract TV Exp(TV x);
+    static abstract TV Sqrt(TV x);
+    static abstract TV Max(TV a, TV b);
+    /// <summary><paramref name="value"/> where <paramref name="x"/> &gt; 0, else 0.</summary>
+    static abstract TV IfPositive(TV x, TV value);
+}
+
+/// <summary>
+/// A register of <typeparamref name="TO"/>'s width with operators, so that element-wise kernels read as their
+/// equations. (The GEMM tiles use <typeparamref name="TO"/> on the raw register instead: the JIT gives each result
+/// of a struct-returning operator its own register and a copy, which an FMA-bound tile cannot afford.)
+/// </summary>
+internal readonly unsafe struct Vec<TV, TO> where TV : unmanaged where TO : ISimd<TV>
+{
+    public readonly TV V;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public Vec(TV v) => V = v;
+
+    public static Vec<TV, TO> One { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => new(TO.Create(1f)); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vec<TV, TO> Create(float x) => new(TO.Create(x));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vec<TV, TO> operator +(Vec<TV, TO> a, Vec<TV, TO> b) => new(TO.Add(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vec<TV, TO> operator -(Vec<TV, TO> a, Vec<TV, TO> b) => new(TO.Subtract(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vec<TV, TO> operator -(Vec<TV, TO> a) => new(TO.Negate(a.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vec<TV, TO> operator *(Vec<TV, TO> a, Vec<TV, TO> b) => new(TO.Multiply(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vec<TV, TO> operator /(Vec<TV, TO> a, Vec<TV, TO> b) => new(TO.Divide(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vec<TV, TO> Sqrt(Vec<TV, TO> x) => new(TO.Sqrt(x.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vec<TV, TO> Max(Vec<TV, TO> a, Vec<TV, TO> b) => new(TO.Max(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vec<TV, TO> IfPositive(Vec<TV, TO> x, Vec<TV, TO> value) => new(TO.IfPositive(x.V, value.V));
+}
+
+/// <summary>A kernel written once over the width: <see cref="Lanes.Run{TKernel}"/> runs it at the widest accelerated one.</summary>
+internal interface IVecKernel
+{
+    void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>;
+}
+
+/// <summary>
+/// The width ladder and the helpers shared by the kernels. Widths are tried 512 → 256 → 128 → scalar, as
+/// TensorPrimitives does; <c>VectorN.IsHardwareAccelerated</c> is a JIT-time constant, so the choice costs nothing
+/// and follows the process's settings (<c>DOTNET_EnableAVX512=0</c> gives the 256-bit kernels,
+/// <c>DOTNET_EnableAVX2=0</c> the 128-bit ones, as does Arm64's AdvSimd; <c>DOTNET_EnableHWIntrinsic=0</c> scalar).
+/// An element-wise kernel body handles lanes [j, j + n) with n ≤ Count, loading and storing the last, partial group
+/// through a zero-padded register image, so no scalar copy of the equations is needed for the tail.
 /// </summary>
 internal static unsafe class Lanes
 {
-    public const int Width = 8;
+    /// <summary>Bits of the widest accelerated float vector; 32 when every vector width is emulated (scalar kernels).</summary>
+    public static int Bits =>
+        Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : Vector128.IsHardwareAccelerated ? 128 : 32;
 
+    /// <summary>Which vector widths the runtime accelerates, and the one the kernels use.</summary>
+    public static string Describe() =>
+        $"Vector512={Vector512.IsHardwareAccelerated} Vector256={Vector256.IsHardwareAccelerated} Vector128={Vector128.IsHardwareAccelerated} kernels={Bits}-bit";
+
+    /// <summary>Runs <paramref name="kernel"/> at the widest accelerated width.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Load(float* p, int n)
+    public static void Run<TKernel>(TKernel kernel) where TKernel : IVecKernel, allows ref struct
     {
-        if (n == Width) return Vector256.Load(p);
-        Vector256<float> v = default;
-        float* lanes = (float*)&v;
-        for (int k = 0; k < n; k++) lanes[k] = p[k];
-        return v;
+        if (Vector512.IsHardwareAccelerated) kernel.Run<Vector512<float>, Simd512>();
+        else if (Vector256.IsHardwareAccelerated) kernel.Run<Vector256<float>, Simd256>();
+        else if (Vector128.IsHardwareAccelerated) kernel.Run<Vector128<float>, Simd128>();
+        else kernel.Run<float, SimdScalar>();
     }
 
+    /// <summary>Loads n ≤ Count lanes; the lanes past n are zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store(float* p, Vector256<float> v, int n)
+    public static Vec<TV, TO> Load<TV, TO>(float* p, int n) where TV : unmanaged where TO : ISimd<TV>
     {
-        if (n == Width) { v.Store(p); return; }
+        if (n == TO.Count) return new(TO.Load(p));
+        TV v = default;
+        float* lanes = (float*)&v;
+        for (int k = 0; k < n; k++) lanes[k] = p[k];
+        return new(v);
+    }
+
+    /// <summary>Stores the first n ≤ Count lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store<TV, TO>(float* p, Vec<TV, TO> x, int n) where TV : unmanaged where TO : ISimd<TV>
+    {
+        if (n == TO.Count) { TO.Store(p, x.V); return; }
+        TV v = x.V;
         float* lanes = (float*)&v;
         for (int k = 0; k < n; k++) p[k] = lanes[k];
     }
 
     /// <summary>σ(x) = 1 / (1 + e^−x); saturates cleanly (e^−x = ∞ gives 0).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Sigmoid(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-x));
+    public static Vec<TV, TO> Sigmoid<TV, TO>(Vec<TV, TO> x) where TV : unmanaged where TO : ISimd<TV>
+    {
+        var one = Vec<TV, TO>.One;
+        return one / (one + new Vec<TV, TO>(TO.Exp(TO.Negate(x.V))));
+    }
 
     /// <summary>tanh x = 2σ(2x) − 1 (absolute error below 2e-7: one exp instead of two).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Tanh(Vector256<float> x)
+    public static Vec<TV, TO> Tanh<TV, TO>(Vec<TV, TO> x) where TV : unmanaged where TO : ISimd<TV>
     {
-        var two = Vector256.Create(2f);
-        return two * Sigmoid(two * x) - Vector256<float>.One;
+        var two = Vec<TV, TO>.Create(2f);
+        return two * Sigmoid(two * x) - Vec<TV, TO>.One;
     }
 }

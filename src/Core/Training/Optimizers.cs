@@ -160,18 +160,10 @@ public sealed unsafe class Adam : Optimizer
             else TensorPrimitives.FusedMultiplyAdd(w, WeightDecay, g, g);
         }
         fixed (float* pw = w, pg = g, pm = m, pv = v)
-        {
-            Vector256<float> vb1 = Vector256.Create(b1), vb2 = Vector256.Create(b2), a1 = Vector256.Create(1f - b1), a2 = Vector256.Create(1f - b2);
-            Vector256<float> vc1 = Vector256.Create(lr * c1), vc2 = Vector256.Create(c2), eps = Vector256.Create(Epsilon);
-            for (int i = 0; i < w.Length; i += Lanes.Width)
+            Lanes.Run(new AdamUpdate                                                    // w −= lr·m̂ / (√v̂ + ε)
             {
-                int n = Math.Min(Lanes.Width, w.Length - i);
-                var gi = Lanes.Load(pg + i, n);
-                var mi = vb1 * Lanes.Load(pm + i, n) + a1 * gi;                       // m = β1·m + (1 − β1)·g
-                var vi = vb2 * Lanes.Load(pv + i, n) + a2 * gi * gi;                  // v = β2·v + (1 − β2)·g²
-                Lanes.Store(pm + i, mi, n); Lanes.Store(pv + i, vi, n);
-                Lanes.Store(pw + i, Lanes.Load(pw + i, n) - vc1 * mi / (Vector256.Sqrt(vi * vc2) + eps), n); // w −= lr·m̂ / (√v̂ + ε)
-            }
-        }
+                Length = w.Length, W = pw, G = pg, M = pm, V = pv,
+                Beta1 = b1, Beta2 = b2, StepSize = lr * c1, C2 = c2, Epsilon = Epsilon,
+            });
     }
 }

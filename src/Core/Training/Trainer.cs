@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Numerics.Tensors;
+using DeepSeq.Core.Diagnostics;
 using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Training;
@@ -61,8 +62,9 @@ public interface ITrainingTask<TBatch>
 /// <para>Divergence: a non-finite loss or gradient norm stops training and restores the best weights so far (the
 /// initial ones before any epoch completed), reported in <see cref="TrainingReport.Divergence"/>.</para>
 /// <para>Rising loss: an epoch adds a warning to <see cref="TrainingReport.Warnings"/> when the mean loss of its
-/// last tenth of batches (at least 2) exceeds the mean of its first tenth by more than 10 % and by more than two
-/// standard errors of the difference, or when the mean loss of its second half exceeds 1.5 × the loss of the first
+/// last tenth of batches (at least 2) exceeds the mean of its first tenth by more than half and by more than three
+/// standard errors of the difference (smaller rises happen in healthy runs: batches of different lengths have
+/// different losses, and an IMDB epoch rose by a third with nothing wrong), or when the mean loss of its second half exceeds 1.5 × the loss of the first
 /// step of training (the untrained model's) by more than two standard errors. A learning rate far too high shows
 /// the second way before it overflows: the loss leaps within a few steps, so the epoch's first tenth is already
 /// high. Epochs of fewer than 4 batches are not judged.</para>
@@ -78,11 +80,8 @@ public static class Trainer
         options.Validate();
         if (task.Model is null) throw new ArgumentException("The task has no model.", nameof(task));
         if (task.Count <= 0) throw new ArgumentException("The training set is empty.", nameof(task));
-        // TODO(kernels): Gemm.LimitThreads(n) scope once it lands.
-        int savedThreads = Gemm.MaxThreads;
-        Gemm.MaxThreads = options.NumberOfThreads > 0 ? options.NumberOfThreads : Environment.ProcessorCount;
-        try { return new Run<TBatch>(task, options).Execute(); }
-        finally { Gemm.MaxThreads = savedThreads; }
+        using var threads = Gemm.LimitThreads(options.NumberOfThreads); // this run only: other work in the process keeps its own
+        return new Run<TBatch>(task, options).Execute();
     }
 
     /// <summary>Batches of one epoch: <paramref name="count"/> examples in the order keyed by (seed, epoch), bucketed by <paramref name="length"/> when given.</summary>
@@ -135,7 +134,7 @@ public static class Trainer
         var (m1, v1) = MeanVariance(losses, 0, part);
         var (m2, v2) = MeanVariance(losses, n - part, part);
         double rise = m2 - m1, se = Math.Sqrt((v1 + v2) / part);
-        if (rise > 0.1 * Math.Abs(m1) && rise > 2 * se)
+        if (rise > 0.5 * Math.Abs(m1) && rise > 3 * se)
             return string.Create(CultureInfo.InvariantCulture,
                 $"Epoch {epoch}: the training loss rose from {m1:G4} (mean of the first {part} batches) to {m2:G4} (last {part}); the learning rate may be too high.");
         int half = n / 2;
@@ -182,6 +181,7 @@ public static class Trainer
         TimeSpan _elapsedBefore, _epochElapsedBefore;
         long? _resumedAt;
         readonly Stopwatch _clock = new(), _sinceCheckpoint = new();
+        readonly GradientFlowMonitor? _flow; // null unless TrainingOptions.GradientFlow is set
         long _lastCheckpointStep;
 
         public Run(ITrainingTask<TBatch> task, TrainingOptions options)
@@ -206,6 +206,7 @@ public static class Trainer
             _batchesPerEpoch = (task.Count + options.BatchSize - 1) / options.BatchSize;
             _totalSteps = (long)_batchesPerEpoch * options.Epochs;
             _best = Snapshot(_tensors.Count);
+            if (options.GradientFlow is not null) _flow = new GradientFlowMonitor(_model, options.GradientFlow);
             if (options.WeightAveraging > 0)
             {
                 _average = [.. _parameters.Select(p => (float[])p.Value.Data.Clone())];
@@ -263,8 +264,12 @@ public static class Trainer
             _optimizer.LearningRate = _schedule.Rate(_o.LearningRate, _globalStep, _totalSteps, _epoch - 1);
             _task.Fill(batch, indices);
             _optimizer.ZeroGradients();
-            float loss = _task.ForwardBackward(batch);
+            _flow?.BeforeStep(_globalStep);
+            float loss;
+            try { loss = _task.ForwardBackward(batch); }
+            catch { _flow?.Disarm(); throw; }
             double norm = _o.GradientClipNorm > 0 ? GradientClipper.ClipByGlobalNorm(_parameters, _o.GradientClipNorm) : GradientClipper.GlobalNorm(_parameters);
+            _flow?.AfterStep(_epoch, _globalStep, loss, norm); // before the divergence test: an exploding batch is the one to see
             if (!float.IsFinite(loss) || !double.IsFinite(norm))
             {
                 _divergence = $"Training diverged in epoch {_epoch}, batch {_step + 1}: loss {loss}, gradient norm {norm}. " +
@@ -313,11 +318,12 @@ public static class Trainer
             double seconds = Math.Max(epochElapsed.TotalSeconds, 1e-9);
             double remainingBatches = _batchesPerEpoch - batch + (double)(_o.Epochs - _epoch) * _batchesPerEpoch;
             return new TrainingProgress(_epoch, _o.Epochs, batch, _batchesPerEpoch, _seen > 0 ? _lossSum / _seen : double.NaN, _seen / seconds,
-                _elapsedBefore + _clock.Elapsed, TimeSpan.FromSeconds(seconds / Math.Max(batch, 1) * remainingBatches), validationLoss, metric);
+                _elapsedBefore + _clock.Elapsed, TimeSpan.FromSeconds(seconds / Math.Max(batch, 1) * remainingBatches), validationLoss, metric)
+            { GradientFlow = _flow?.Latest };
         }
 
         TrainingReport Report(bool cancelled) =>
-            new(_epochs, _bestEpoch, cancelled, _divergence, _elapsedBefore + _clock.Elapsed, _warnings) { Steps = _globalStep, ResumedAtStep = _resumedAt };
+            new(_epochs, _bestEpoch, cancelled, _divergence, _elapsedBefore + _clock.Elapsed, _warnings) { Steps = _globalStep, ResumedAtStep = _resumedAt, GradientFlow = _flow?.Report() };
 
         bool StepsDue() => _o.CheckpointEverySteps > 0 && _globalStep - _lastCheckpointStep >= _o.CheckpointEverySteps;
         bool MinutesDue() => _o.CheckpointEveryMinutes > 0 && _sinceCheckpoint.Elapsed.TotalMinutes >= _o.CheckpointEveryMinutes;

@@ -89,6 +89,14 @@ public record TrainingOptions
     /// <summary>What to do with an existing checkpoint file.</summary>
     public CheckpointResume Resume { get; init; } = CheckpointResume.Auto;
 
+    /// <summary>
+    /// Gradient-flow diagnostics (null: off, the default, at no cost): on sampled batches, the norm of dL/dh at every
+    /// step back in time, the per-step gain η and the effective memory of every recurrent layer, and the largest
+    /// gradient norm of any step; in <see cref="TrainingReport.GradientFlow"/> and <see cref="TrainingProgress.GradientFlow"/>.
+    /// Recording only reads gradients, so it does not change training; after a resume it covers the resumed part.
+    /// </summary>
+    public Diagnostics.GradientFlowOptions? GradientFlow { get; init; }
+
     /// <summary>Throws with a clear message when a setting is out of range.</summary>
     public virtual void Validate()
     {
@@ -111,6 +119,7 @@ public record TrainingOptions
         if (!(CheckpointEveryMinutes >= 0) || double.IsInfinity(CheckpointEveryMinutes)) throw new ArgumentOutOfRangeException(nameof(CheckpointEveryMinutes), CheckpointEveryMinutes, "Must be non-negative and finite.");
         if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "Must be non-negative.");
         if (!Enum.IsDefined(Resume)) throw new ArgumentOutOfRangeException(nameof(Resume), Resume, "Unknown resume mode.");
+        GradientFlow?.Validate();
     }
 
     /// <summary>
@@ -158,7 +167,11 @@ public record TrainingOptions
 /// <param name="ValidationLoss">Validation loss at the end of an epoch, else null.</param>
 /// <param name="ValidationMetric">Validation metric (accuracy, or −MSE) at the end of an epoch, else null.</param>
 public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, double SequencesPerSecond,
-    TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss, double? ValidationMetric);
+    TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss, double? ValidationMetric)
+{
+    /// <summary>The latest gradient-flow sample when <see cref="TrainingOptions.GradientFlow"/> is on, else null.</summary>
+    public Diagnostics.GradientFlowSample? GradientFlow { get; init; }
+}
 
 /// <summary>One epoch's figures.</summary>
 public sealed record EpochSummary(int Epoch, double TrainLoss, double? ValidationLoss, double? ValidationMetric, TimeSpan Duration);
@@ -177,4 +190,10 @@ public sealed record TrainingReport(IReadOnlyList<EpochSummary> Epochs, int Best
     public long Steps { get; init; }
     /// <summary>The step count of the checkpoint this call resumed from, or null when it started afresh.</summary>
     public long? ResumedAtStep { get; init; }
+    /// <summary>
+    /// The gradient-flow diagnostics when <see cref="TrainingOptions.GradientFlow"/> was on, else null. Kept in memory
+    /// only: a saved model's report does not carry them (hundreds of per-step curves would outweigh small models).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Diagnostics.GradientFlowReport? GradientFlow { get; init; }
 }

@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.Intrinsics;
 using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Layers.Recurrent;
@@ -81,23 +80,7 @@ public sealed unsafe class GruCell : RecurrentCell
             var hh = Buffer.Ensure(ref _hh, s.Rows * gh).AsSpan(0, s.Rows * gh);
             Gemm.Multiply(false, s.Rows, 1f, s.HPrev, h, RecurrentT, 0f, hh, gh);        // hh = h_{t−1}·W_hhᵀ
             fixed (float* gates = s.Gates, hhp = hh, bias = BiasHh.Value.Data, hPrev = s.HPrev, hOut = s.H, hnOut = s.Cache)
-                for (int b = 0; b < s.Rows; b++)
-                {
-                    float* a = gates + b * gh, rec = hhp + b * gh;
-                    int row = b * h;
-                    for (int j = 0; j < h; j += Lanes.Width)
-                    {
-                        int n = Math.Min(Lanes.Width, h - j);
-                        var r = Lanes.Sigmoid(Lanes.Load(a + j, n) + Lanes.Load(rec + j, n) + Lanes.Load(bias + j, n));
-                        var z = Lanes.Sigmoid(Lanes.Load(a + h + j, n) + Lanes.Load(rec + h + j, n) + Lanes.Load(bias + h + j, n));
-                        var hn = Lanes.Load(rec + 2 * h + j, n) + Lanes.Load(bias + 2 * h + j, n);   // W_hn·h_{t−1} + b_hn
-                        var nn = Lanes.Tanh(Lanes.Load(a + 2 * h + j, n) + r * hn);
-                        var hp = Lanes.Load(hPrev + row + j, n);
-                        Lanes.Store(a + j, r, n); Lanes.Store(a + h + j, z, n); Lanes.Store(a + 2 * h + j, nn, n);
-                        Lanes.Store(hnOut + row + j, hn, n);
-                        Lanes.Store(hOut + row + j, nn + z * (hp - nn), n);               // (1 − z) ⊙ n + z ⊙ h_{t−1}
-                    }
-                }
+                Lanes.Run(new GruForward { Rows = s.Rows, Hidden = h, Gates = gates, Recurrent = hhp, BiasHh = bias, HPrev = hPrev, H = hOut, Hn = hnOut });
         }
         else
         {
@@ -132,57 +115,17 @@ public sealed unsafe class GruCell : RecurrentCell
         if (After)
         {
             fixed (float* gates = s.Gates, hPrev = s.HPrev, hnIn = s.Cache, dhIn = s.DH, dgx = s.DGatesX, dgh = s.DGatesH)
-                for (int b = 0; b < s.Rows; b++)
-                {
-                    float* a = gates + b * gh, dx = dgx + b * gh, dhh = dgh + b * gh;
-                    int row = b * h;
-                    for (int j = 0; j < h; j += Lanes.Width)
-                    {
-                        int n = Math.Min(Lanes.Width, h - j);
-                        var r = Lanes.Load(a + j, n); var z = Lanes.Load(a + h + j, n); var nn = Lanes.Load(a + 2 * h + j, n);
-                        var hp = Lanes.Load(hPrev + row + j, n); var hn = Lanes.Load(hnIn + row + j, n); var dh = Lanes.Load(dhIn + row + j, n);
-                        var one = Vector256<float>.One;
-                        var dan = dh * (one - z) * (one - nn * nn);
-                        var dar = dan * hn * r * (one - r);
-                        var daz = dh * (hp - nn) * z * (one - z);
-                        Lanes.Store(dx + j, dar, n); Lanes.Store(dx + h + j, daz, n); Lanes.Store(dx + 2 * h + j, dan, n);
-                        Lanes.Store(dhh + j, dar, n); Lanes.Store(dhh + h + j, daz, n);
-                        Lanes.Store(dhh + 2 * h + j, dan * r, n);                                 // d/d(W_hn·h + b_hn) = dan ⊙ r
-                    }
-                }
+                Lanes.Run(new GruBackward { Rows = s.Rows, Hidden = h, Gates = gates, HPrev = hPrev, Hn = hnIn, DH = dhIn, DGatesX = dgx, DGatesH = dgh });
             Gemm.Multiply(false, s.Rows, 1f, s.DGatesH, gh, Recurrent, 0f, s.DHPrev, h);   // dh_{t−1} = dhh·W_hh
         }
         else
         {
             fixed (float* gates = s.Gates, hPrev = s.HPrev, dhIn = s.DH, dgx = s.DGatesX)
-                for (int b = 0; b < s.Rows; b++)
-                {
-                    float* a = gates + b * gh, dx = dgx + b * gh;
-                    int row = b * h;
-                    for (int j = 0; j < h; j += Lanes.Width)
-                    {
-                        int n = Math.Min(Lanes.Width, h - j);
-                        var z = Lanes.Load(a + h + j, n); var nn = Lanes.Load(a + 2 * h + j, n);
-                        var hp = Lanes.Load(hPrev + row + j, n); var dh = Lanes.Load(dhIn + row + j, n);
-                        var one = Vector256<float>.One;
-                        Lanes.Store(dx + h + j, dh * (hp - nn) * z * (one - z), n);
-                        Lanes.Store(dx + 2 * h + j, dh * (one - z) * (one - nn * nn), n);
-                    }
-                }
+                Lanes.Run(new GruUpdateGradient { Rows = s.Rows, Hidden = h, Gates = gates, HPrev = hPrev, DH = dhIn, DGates = dgx });
             var drh = Buffer.Ensure(ref _drh, s.Rows * h).AsSpan(0, s.Rows * h);
             Gemm.Multiply(false, s.Rows, 1f, s.DGatesX[(2 * h)..], gh, _n!, 0f, drh, h);   // d(r ⊙ h) = da_n·W_hn
             fixed (float* gates = s.Gates, hPrev = s.HPrev, drhp = drh, dgx = s.DGatesX)
-                for (int b = 0; b < s.Rows; b++)
-                {
-                    float* a = gates + b * gh, dx = dgx + b * gh;
-                    int row = b * h;
-                    for (int j = 0; j < h; j += Lanes.Width)
-                    {
-                        int n = Math.Min(Lanes.Width, h - j);
-                        var r = Lanes.Load(a + j, n);
-                        Lanes.Store(dx + j, Lanes.Load(drhp + row + j, n) * Lanes.Load(hPrev + row + j, n) * r * (Vector256<float>.One - r), n);
-                    }
-                }
+                Lanes.Run(new GruResetGradient { Rows = s.Rows, Hidden = h, DResetH = drhp, Gates = gates, HPrev = hPrev, DGates = dgx });
             Gemm.Multiply(false, s.Rows, 1f, s.DGatesX, gh, _rz!, 0f, s.DHPrev, h);         // dh_{t−1} = da_rz·W_h[rz] …
             for (int b = 0; b < s.Rows; b++)
             {

@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Layers.Recurrent;
@@ -78,29 +77,11 @@ public sealed unsafe class LstmCell : RecurrentCell
         Gemm.Multiply(false, s.Rows, 1f, s.HPrev, h, RecurrentT, 1f, s.Gates, gh); // a += h_{t−1}·W_hhᵀ
         fixed (float* gates = s.Gates, cPrev = s.CPrev, c = s.C, hOut = s.H, tanhC = s.Cache)
         fixed (float* pi = Peephole(PeepholeInput), pf = Peephole(PeepholeForget), po = Peephole(PeepholeOutput))
-        {
-            for (int b = 0; b < s.Rows; b++)
+            Lanes.Run(new LstmForward
             {
-                float* a = gates + b * gh;
-                int r = b * h;
-                for (int j = 0; j < h; j += Lanes.Width)
-                {
-                    int n = Math.Min(Lanes.Width, h - j);
-                    var cp = Lanes.Load(cPrev + r + j, n);
-                    var i = Lanes.Sigmoid(Lanes.Load(a + _i + j, n) + Lanes.Load(pi + j, n) * cp);
-                    var f = Coupled ? Vector256<float>.One - i : Lanes.Sigmoid(Lanes.Load(a + _f + j, n) + Lanes.Load(pf + j, n) * cp);
-                    var g = Lanes.Tanh(Lanes.Load(a + _g + j, n));
-                    var cNew = f * cp + i * g;
-                    var o = Lanes.Sigmoid(Lanes.Load(a + _o + j, n) + Lanes.Load(po + j, n) * cNew); // peeks at the new c
-                    var tc = Lanes.Tanh(cNew);
-                    Lanes.Store(a + _i + j, i, n); Lanes.Store(a + _g + j, g, n); Lanes.Store(a + _o + j, o, n);
-                    if (!Coupled) Lanes.Store(a + _f + j, f, n);
-                    Lanes.Store(c + r + j, cNew, n);
-                    Lanes.Store(tanhC + r + j, tc, n);
-                    Lanes.Store(hOut + r + j, o * tc, n);
-                }
-            }
-        }
+                Rows = s.Rows, Hidden = h, I = _i, F = _f, G = _g, O = _o,
+                Gates = gates, CPrev = cPrev, C = c, H = hOut, TanhC = tanhC, PeepI = pi, PeepF = pf, PeepO = po,
+            });
     }
 
     internal override void BackwardStep(in StepBackward s)
@@ -109,37 +90,13 @@ public sealed unsafe class LstmCell : RecurrentCell
         fixed (float* gates = s.Gates, cPrev = s.CPrev, c = s.C, tanhC = s.Cache, dhIn = s.DH, dcIn = s.DC, da = s.DGatesX, dcOut = s.DCPrev)
         fixed (float* pi = Peephole(PeepholeInput), pf = Peephole(PeepholeForget), po = Peephole(PeepholeOutput))
         fixed (float* dpi = PeepholeGradient(PeepholeInput), dpf = PeepholeGradient(PeepholeForget), dpo = PeepholeGradient(PeepholeOutput))
-        {
-            var one = Vector256<float>.One;
-            for (int b = 0; b < s.Rows; b++)
+            Lanes.Run(new LstmBackward
             {
-                float* a = gates + b * gh, d = da + b * gh;
-                int r = b * h;
-                for (int j = 0; j < h; j += Lanes.Width)
-                {
-                    int n = Math.Min(Lanes.Width, h - j);
-                    var i = Lanes.Load(a + _i + j, n); var g = Lanes.Load(a + _g + j, n); var o = Lanes.Load(a + _o + j, n);
-                    var f = Coupled ? one - i : Lanes.Load(a + _f + j, n);
-                    var cp = Lanes.Load(cPrev + r + j, n); var cNew = Lanes.Load(c + r + j, n); var tc = Lanes.Load(tanhC + r + j, n);
-                    var dh = Lanes.Load(dhIn + r + j, n);
-                    var dao = dh * tc * o * (one - o);                                   // h = o ⊙ tanh(c)
-                    var dc = Lanes.Load(dcIn + r + j, n) + dh * o * (one - tc * tc) + dao * Lanes.Load(po + j, n);
-                    var dai = dc * g * i * (one - i);                                   // c = f ⊙ c_{t−1} + i ⊙ g
-                    var dag = dc * i * (one - g * g);
-                    var dcp = dc * f;
-                    Vector256<float> daf = default;
-                    if (Coupled) dai -= dc * cp * i * (one - i);                         // f = 1 − i
-                    else daf = dc * cp * f * (one - f);
-                    dcp += dai * Lanes.Load(pi + j, n) + daf * Lanes.Load(pf + j, n);    // peepholes read c_{t−1}
-                    Lanes.Store(d + _i + j, dai, n); Lanes.Store(d + _g + j, dag, n); Lanes.Store(d + _o + j, dao, n);
-                    if (!Coupled) Lanes.Store(d + _f + j, daf, n);
-                    Lanes.Store(dcOut + r + j, dcp, n);
-                    if (PeepholeInput is not null) Lanes.Store(dpi + j, Lanes.Load(dpi + j, n) + dai * cp, n);
-                    if (PeepholeForget is not null) Lanes.Store(dpf + j, Lanes.Load(dpf + j, n) + daf * cp, n);
-                    if (PeepholeOutput is not null) Lanes.Store(dpo + j, Lanes.Load(dpo + j, n) + dao * cNew, n);
-                }
-            }
-        }
+                Rows = s.Rows, Hidden = h, I = _i, F = _f, G = _g, O = _o,
+                Gates = gates, CPrev = cPrev, C = c, TanhC = tanhC, DH = dhIn, DC = dcIn, DGates = da, DCPrev = dcOut,
+                PeepI = pi, PeepF = pf, PeepO = po,
+                DPeepI = PeepholeInput is null ? null : dpi, DPeepF = PeepholeForget is null ? null : dpf, DPeepO = PeepholeOutput is null ? null : dpo,
+            });
         Gemm.Multiply(false, s.Rows, 1f, s.DGatesX, gh, Recurrent, 0f, s.DHPrev, h);  // dh_{t−1} = da·W_hh
     }
 

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using DeepSeq.Core.Diagnostics;
 using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Layers.Recurrent;
@@ -41,6 +42,9 @@ public sealed class RecurrentLayer
     public RecurrentCell Cell { get; }
     /// <summary>True when sequences are read from their last element to their first.</summary>
     public bool Reverse { get; }
+
+    // Gradient-flow diagnostics (GradientFlowProbe): when set, backward records per-step gradient norms into it.
+    internal StepGradientTrace? Trace { get; set; }
 
     /// <summary>
     /// Sizes every buffer that forward keeps for backward, and backward's scratch, for batches of up to
@@ -188,6 +192,7 @@ public sealed class RecurrentLayer
                 DHPrev = dhPrev[..nh],
                 DCPrev = dcPrev[..nh],
             });
+            Trace?.Record(t, _lengths.AsSpan(0, batch), n, H, dh[..nh], Cell.HasCellState ? dc[..nh] : default, dhPrev[..nh], Cell.HasCellState ? dcPrev[..nh] : default);
             dhPrev[..nh].CopyTo(dh);
             if (Cell.HasCellState) dcPrev[..nh].CopyTo(dc);
         }

@@ -96,6 +96,9 @@ public sealed class RecurrentNetwork : Module
         return $"{parts[3]}_l{parts[1]}" + (parts[2] == "reverse" ? "_reverse" : "");
     }
 
+    /// <summary>The layers, layer l direction d at l·D + d (the gradient-flow probe attaches to them).</summary>
+    internal IReadOnlyList<RecurrentLayer> Layers => _layers;
+
     /// <summary>The cells, layer by layer, forward direction first.</summary>
     public IReadOnlyList<RecurrentCell> Cells => [.. _layers.Select(l => l.Cell)];
 
@@ -315,7 +318,7 @@ public sealed class RecurrentNetwork : Module
     // its multiplies on its own thread, instead of sharing every small per-step multiply between cores.
     void ForEachDirection(Action<int> run)
     {
-        if (Directions == 1 || Gemm.MaxThreads < 2 || Environment.ProcessorCount < 2) { for (int k = 0; k < Directions; k++) run(k); return; }
+        if (Directions == 1 || Gemm.Threads < 2) { for (int k = 0; k < Directions; k++) run(k); return; }
         Parallel.Invoke(() => Gemm.Serially(() => run(0)), () => Gemm.Serially(() => run(1)));
     }
 }

@@ -25,16 +25,22 @@ public sealed class RnnCell : RecurrentCell
     {
         int h = HiddenSize, n = s.Rows * h;
         Gemm.Multiply(false, s.Rows, 1f, s.HPrev, h, RecurrentT, 1f, s.Gates, h);   // a += h_{t−1}·W_hhᵀ
-        _activation.Forward(s.Gates[..n], s.Gates[..n]);                              // gates now hold h_t
-        s.Gates[..n].CopyTo(s.H);
+        unsafe
+        {
+            fixed (float* gates = s.Gates, hOut = s.H)                                 // gates now hold h_t, as does H
+                Lanes.Run(new RnnForward { Length = n, Relu = _activation.Kind == ActivationKind.Relu, Gates = gates, H = hOut });
+        }
     }
 
     internal override void BackwardStep(in StepBackward s)
     {
         int h = HiddenSize, n = s.Rows * h;
-        s.DGatesX[..n].Clear();
         // f' from y alone: tanh' = 1 − y², ReLU' = [y > 0] (x > 0 ⇔ y > 0, so y stands in for x).
-        _activation.Backward(s.DGatesX[..n], s.DH[..n], s.Gates[..n], s.Gates[..n]);
+        unsafe
+        {
+            fixed (float* y = s.Gates, dh = s.DH, da = s.DGatesX)
+                Lanes.Run(new RnnBackward { Length = n, Relu = _activation.Kind == ActivationKind.Relu, Gates = y, DH = dh, DGates = da });
+        }
         Gemm.Multiply(false, s.Rows, 1f, s.DGatesX, h, Recurrent, 0f, s.DHPrev, h);  // dh_{t−1} = da·W_hh
     }
 }

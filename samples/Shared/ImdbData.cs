@@ -4,7 +4,7 @@ using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 
-namespace Sentiment;
+namespace DeepSeq.Samples;
 
 /// <summary>A review of the IMDB 50k set: text and sentiment.</summary>
 public sealed class Review

@@ -1,0 +1,231 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace DeepSeq.MLNet.Tests;
+
+/// <summary>CompareModels and SearchModels on tiny data with tiny models: ranking, failure isolation, budget, determinism, ensembles.</summary>
+[TestClass]
+public sealed class ModelComparisonTests
+{
+    static (MLContext Ml, IDataView Train, IDataView Valid) Data()
+    {
+        var ml = new MLContext(seed: 1);
+        return (ml, ml.Data.LoadFromEnumerable(TestData.Reviews(300, 1)), ml.Data.LoadFromEnumerable(TestData.Reviews(150, 2)));
+    }
+
+    static ModelCandidate Perceptron(string name = "bag of words + perceptron") =>
+        ModelCandidate.Create(name, c => c.Transforms.Text.FeaturizeText("Features", "Text").Append(c.BinaryClassification.Trainers.AveragedPerceptron(numberOfIterations: 5)));
+
+    static ModelCandidate Logistic(string name = "bag of words + logistic regression") =>
+        ModelCandidate.Create(name, c => c.Transforms.Text.FeaturizeText("Features", "Text").Append(c.BinaryClassification.Trainers.LbfgsLogisticRegression(
+            new Microsoft.ML.Trainers.LbfgsLogisticRegressionBinaryTrainer.Options { NumberOfThreads = 1 })));
+
+    static ModelCandidate Recurrent(string name = "LSTM", int epochs = 3)
+    {
+        var options = TestData.SmallBinary();
+        options.Epochs = epochs;
+        options.NumberOfThreads = 1;
+        return ModelCandidate.Create(name, TestData.Tokenizer, options);
+    }
+
+    // A model trained on shuffled labels: it has learnt nothing, so it must rank last.
+    static ModelCandidate Guesser(MLContext ml)
+    {
+        var rng = new Random(5);
+        var rows = TestData.Reviews(300, 1).Select(r => new Review { Text = r.Text, Label = rng.Next(2) == 0 }).ToList();
+        var model = ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.BinaryClassification.Trainers.AveragedPerceptron(numberOfIterations: 5))
+            .Fit(ml.Data.LoadFromEnumerable(rows));
+        return ModelCandidate.Trained("shuffled labels", model, TimeSpan.FromSeconds(1));
+    }
+
+    [TestMethod]
+    public void RanksCandidatesByTheValidationMetricAndMeasuresEach()
+    {
+        var (ml, train, valid) = Data();
+        var result = ml.DeepSeq().CompareModels([Guesser(ml), Perceptron(), Recurrent()], train, valid, new() { EnsembleSize = 0 });
+
+        Assert.HasCount(3, result.Leaderboard);
+        Assert.AreEqual("shuffled labels", result.Leaderboard[^1].Name);
+        CollectionAssert.AreEqual(new[] { 1, 2, 3 }, result.Leaderboard.Select(e => e.Rank).ToArray());
+        for (int i = 1; i < 3; i++) Assert.IsGreaterThanOrEqualTo(result.Leaderboard[i].Metric, result.Leaderboard[i - 1].Metric);
+        Assert.IsGreaterThan(0.8, result.Best!.Metric);
+        foreach (var e in result.Leaderboard)
+        {
+            Assert.AreEqual(CandidateStatus.Completed, e.Status, e.Reason);
+            Assert.IsGreaterThan(0.0, e.ScoringRowsPerSecond);
+            Assert.IsGreaterThan(1000L, e.ModelSizeBytes);
+            Assert.IsGreaterThan(TimeSpan.Zero, e.TrainingTime);
+            Assert.HasCount(1, e.FoldMetrics);
+        }
+        // The metric is ML.NET's: the best model scores the validation rows to the same accuracy.
+        Assert.AreEqual(result.Best.Metric, ml.BinaryClassification.EvaluateNonCalibrated(result.BestModel.Transform(valid)).Accuracy, 1e-12);
+        StringAssert.StartsWith(result.ToCsv(), "rank,name,kind,status,metric,metric_mean");
+        StringAssert.Contains(result.ToJson(), "\"best\": \"" + result.Best.Name + "\"");
+    }
+
+    [TestMethod]
+    public void ACandidateThatThrowsOrDivergesIsReportedAndTheOthersGoOn()
+    {
+        var (ml, train, valid) = Data();
+        var broken = ModelCandidate.Create("throws", (ModelCandidateContext _) => throw new InvalidOperationException("no such column 'Typo'"));
+        // A model whose scores are all NaN, as a model that diverged without noticing would give.
+        var nan = ModelCandidate.Trained("NaN scores", ml.Transforms.CustomMapping<Review, NanScore>((_, o) => (o.Score, o.Probability, o.PredictedLabel) = (float.NaN, float.NaN, false), null)
+            .Fit(train), TimeSpan.Zero);
+        var result = ml.DeepSeq().CompareModels([broken, nan, Perceptron()], train, valid, new() { EnsembleSize = 0 });
+
+        var byName = result.Leaderboard.ToDictionary(e => e.Name);
+        Assert.AreEqual(CandidateStatus.Failed, byName["throws"].Status);
+        StringAssert.Contains(byName["throws"].Reason, "no such column 'Typo'");
+        Assert.AreEqual(CandidateStatus.Diverged, byName["NaN scores"].Status);
+        StringAssert.Contains(byName["NaN scores"].Reason, "not finite");
+        Assert.AreEqual(CandidateStatus.Completed, byName["bag of words + perceptron"].Status);
+        Assert.AreEqual("bag of words + perceptron", result.Best!.Name);
+        Assert.AreEqual(0, byName["throws"].Rank);
+    }
+
+    public sealed class NanScore
+    {
+        public float Score, Probability;
+        public bool PredictedLabel;
+    }
+
+    [TestMethod]
+    public void ACandidatePastItsShareIsStoppedAndReportedAndTheBudgetHolds()
+    {
+        var (ml, train, valid) = Data();
+        // One that honours its token, one that ignores it (abandoned after the grace period), one left no time.
+        var waits = ModelCandidate.Create("waits", (ModelCandidateContext c) => { Task.Delay(TimeSpan.FromMinutes(1), c.CancellationToken).Wait(); return null!; });
+        var sleeps = ModelCandidate.Create("sleeps", (ModelCandidateContext _) => { Thread.Sleep(TimeSpan.FromSeconds(60)); return null!; });
+        var clock = Stopwatch.StartNew();
+        var result = ml.DeepSeq().CompareModels([waits, sleeps, Perceptron()], train, valid, new() { TimeBudget = TimeSpan.FromSeconds(2), EnsembleSize = 0 });
+        Assert.IsLessThan(40.0, clock.Elapsed.TotalSeconds, "2 s of budget, then a 10 s grace period at most, not the 60 s sleep");
+
+        var byName = result.Leaderboard.ToDictionary(e => e.Name);
+        Assert.AreEqual(CandidateStatus.OverBudget, byName["waits"].Status);
+        StringAssert.Contains(byName["waits"].Reason, "share of the budget");
+        Assert.AreEqual(CandidateStatus.OverBudget, byName["sleeps"].Status);
+        StringAssert.Contains(byName["sleeps"].Reason, "abandoned");
+        Assert.AreEqual(CandidateStatus.Skipped, byName["bag of words + perceptron"].Status);
+        Assert.IsNull(result.Best);
+        Assert.ThrowsExactly<InvalidOperationException>(() => _ = result.BestModel);
+    }
+
+    [TestMethod]
+    public void ADeepSeqModelStoppedAtItsShareKeepsItsBestWeightsAndIsRanked()
+    {
+        var (ml, train, valid) = Data();
+        var result = ml.DeepSeq().CompareModels([Recurrent("long LSTM", epochs: 100_000)], train, valid, new() { TimeBudget = TimeSpan.FromSeconds(3) });
+        var entry = result.Leaderboard.Single();
+        Assert.AreEqual(CandidateStatus.Completed, entry.Status, entry.Reason);
+        StringAssert.Contains(entry.Reason, "kept the weights it had");
+        Assert.IsLessThan(10.0, entry.TrainingTime.TotalSeconds);
+        Assert.IsGreaterThan(0.7, entry.Metric);
+    }
+
+    [TestMethod]
+    public void TheSameSeedGivesTheSameLeaderboard()
+    {
+        string Board()
+        {
+            var (ml, train, valid) = Data();
+            var result = ml.DeepSeq().CompareModels([Perceptron(), Recurrent(), Logistic()], train, valid, new() { Seed = 7 });
+            return string.Join("\n", result.Leaderboard.Select(e => $"{e.Name} {e.Status} {e.Metric:R} {e.MetricStandardDeviation:R}"));
+        }
+        Assert.AreEqual(Board(), Board());
+    }
+
+    [TestMethod]
+    public void EnsemblesOfTheBestAreRankedAndSaveAndLoadAsOneModel()
+    {
+        var (ml, train, valid) = Data();
+        var result = ml.DeepSeq().CompareModels([Perceptron(), Recurrent(), Logistic()], train, valid, new() { EnsembleSize = 3 });
+
+        var averaged = result.Leaderboard.Single(e => e.Kind == CandidateKind.Averaged);
+        var stacked = result.Leaderboard.Single(e => e.Kind == CandidateKind.Stacked);
+        Assert.AreEqual(CandidateStatus.Completed, averaged.Status, averaged.Reason);
+        Assert.AreEqual(CandidateStatus.Completed, stacked.Status, stacked.Reason);
+        Assert.HasCount(2, averaged.Members, "the perceptron has no probabilities to average");
+        Assert.HasCount(3, stacked.Members);
+        Assert.IsGreaterThan(result.Leaderboard.Where(e => e.Kind == CandidateKind.Single).Max(e => e.TrainingTime), stacked.TrainingTime);
+
+        // The averaged ensemble, built from stock transforms, scores the validation rows to the accuracy it was ranked with.
+        var model = result.GetModel(averaged.Name);
+        Assert.AreEqual(averaged.Metric, ml.BinaryClassification.Evaluate(model.Transform(valid)).Accuracy, 1e-9);
+        foreach (var name in new[] { averaged.Name, stacked.Name })
+        {
+            string path = Path.Combine(Path.GetTempPath(), $"deepseq-ensemble-{Guid.NewGuid():N}.zip");
+            try
+            {
+                ml.Model.Save(result.GetModel(name), train.Schema, path);
+                var loaded = ml.Model.Load(path, out _);
+                var before = result.GetModel(name).Transform(valid).GetColumn<float>("Probability").ToArray();
+                var after = loaded.Transform(valid).GetColumn<float>("Probability").ToArray();
+                CollectionAssert.AreEqual(before, after, name);
+            }
+            finally { File.Delete(path); }
+        }
+    }
+
+    [TestMethod]
+    public void CrossValidationGivesAMeanAndSpreadPerCandidateAndRefitsTheBest()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TestData.Reviews(300, 3));
+        var result = ml.DeepSeq().CompareModels([Perceptron(), Logistic()], data, numberOfFolds: 3, new() { EnsembleSize = 2 });
+
+        foreach (var e in result.Leaderboard)
+        {
+            Assert.AreEqual(CandidateStatus.Completed, e.Status, e.Reason);
+            Assert.HasCount(3, e.FoldMetrics);
+            Assert.AreEqual(e.FoldMetrics.Average(), e.Metric, 1e-12);
+            double mean = e.Metric, spread = Math.Sqrt(e.FoldMetrics.Sum(m => (m - mean) * (m - mean)) / 2);
+            Assert.AreEqual(spread, e.MetricStandardDeviation, 1e-12, "sample standard deviation across the folds");
+        }
+        Assert.IsGreaterThan(0.7, ml.BinaryClassification.EvaluateNonCalibrated(result.BestModel.Transform(data)).Accuracy);
+        Assert.IsNotNull(result.GetModel(result.Leaderboard.Single(e => e.Kind == CandidateKind.Stacked).Name));
+    }
+
+    [TestMethod]
+    public void TheSearchHalvesItsTrialsOnTheValidationMetricAndRepeatsForASeed()
+    {
+        ModelComparisonResult Search()
+        {
+            var (ml, train, valid) = Data();
+            var space = new SequenceSearchSpace { HiddenSizes = [4, 8], Poolings = [PoolingMode.Max, PoolingMode.Mean] };
+            var baseOptions = TestData.SmallBinary();
+            baseOptions.Epochs = 2;
+            baseOptions.NumberOfThreads = 1;
+            return ml.DeepSeq().SearchSequenceModels(space, TestData.Tokenizer, baseOptions, train, valid, new() { Seed = 3 },
+                new ModelSearchOptions { Trials = 4, ReductionFactor = 2 });
+        }
+        var first = Search();
+        Assert.HasCount(4, first.Leaderboard);
+        var finalist = first.Leaderboard[0];
+        Assert.AreEqual(CandidateStatus.Completed, finalist.Status, finalist.Reason);
+        Assert.AreEqual(3, first.Leaderboard.Count(e => e.Status == CandidateStatus.Eliminated));
+        Assert.AreEqual(2, first.Leaderboard.Count(e => e.Reason?.Contains("round 1/3") == true), "4 trials → 2 → 1");
+        Assert.IsNotNull(first.BestModel);
+
+        var second = Search();
+        CollectionAssert.AreEqual(first.Leaderboard.Select(e => $"{e.Name} {e.Status} {e.Metric:R}").ToArray(),
+            second.Leaderboard.Select(e => $"{e.Name} {e.Status} {e.Metric:R}").ToArray());
+    }
+
+    [TestMethod]
+    public void BadSettingsAreRefusedByName()
+    {
+        var (ml, train, valid) = Data();
+        var catalog = ml.DeepSeq();
+        Assert.ThrowsExactly<ArgumentException>(() => catalog.CompareModels([Perceptron()], train, valid, new() { Metric = ComparisonMetric.RSquared }));
+        Assert.ThrowsExactly<ArgumentException>(() => catalog.CompareModels([Perceptron("a"), Perceptron("a")], train, valid));
+        Assert.ThrowsExactly<ArgumentException>(() => catalog.CompareModels([], train, valid));
+        var missing = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => catalog.CompareModels([Perceptron()], train, valid, new() { LabelColumnName = "Sentiment" }));
+        StringAssert.Contains(missing.Message, "Could not find label column 'Sentiment'");
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => catalog.CompareModels([Perceptron()], train, valid, new() { TimeBudget = TimeSpan.Zero }));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => catalog.CompareModels([Perceptron()], train, numberOfFolds: 1));
+        Assert.ThrowsExactly<ArgumentException>(() => catalog.CompareModels([Guesser(ml)], train, numberOfFolds: 3));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => catalog.SearchModels((_, _) => Perceptron(), train, valid, search: new() { ReductionFactor = 1 }));
+        Assert.ThrowsExactly<ArgumentException>(() => catalog.SearchSequenceModels(new SequenceSearchSpace { Cells = [] }, TestData.Tokenizer, TestData.SmallBinary(), train, valid));
+    }
+}
