@@ -7,8 +7,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using DeepSeq.Core.Layers;
-using DeepSeq.Core.Training;
 using DeepSeq.MLNet;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -26,7 +24,7 @@ sealed record CommandLine
     public float LearningRate = SequenceOptions.Defaults.LearningRate, LearningRateDecay = 0.7f, Averaging = 0.998f, Dropout = SequenceOptions.Defaults.Dropout;
     public SequenceCell Cell = SequenceCell.Lstm;
     public bool Bidirectional = true, Baseline = true, KeepEnd;
-    public PoolingKind Pooling = PoolingKind.MaxMean;
+    public PoolingMode Pooling = PoolingMode.MaxMean;
     public string Model = "sentiment-model.zip", Data = ImdbData.DefaultDirectory;
     public string? Json, Predict;
 
@@ -69,7 +67,7 @@ sealed record CommandLine
                             var c => throw new ArgumentException($"Unknown cell '{c}': use lstm, gru, rnn, peephole or coupled."),
                         };
                         break;
-                    case "--pooling": o.Pooling = Enum.Parse<PoolingKind>(Next(), ignoreCase: true); break;
+                    case "--pooling": o.Pooling = Enum.Parse<PoolingMode>(Next(), ignoreCase: true); break;
                     default: throw new ArgumentException($"Unknown option '{args[i]}'. See the top of samples/Sentiment/Program.cs.");
                 }
             }
@@ -102,7 +100,7 @@ static class Trainer
         {
             FeatureColumnName = "Tokens", Cell = o.Cell, HiddenSize = o.Hidden, Layers = o.Layers, Bidirectional = o.Bidirectional,
             EmbeddingSize = o.Embedding, Pooling = o.Pooling, Dropout = o.Dropout, Epochs = o.Epochs, BatchSize = o.BatchSize,
-            LearningRate = o.LearningRate, LearningRateDecay = o.LearningRateDecay, MaxLength = o.MaxLength, KeepEnd = o.KeepEnd, WeightAveraging = o.Averaging, Seed = o.Seed, ValidationData = tokenizer.Transform(valid),
+            LearningRate = o.LearningRate, LearningRateDecay = o.LearningRateDecay, MaxLength = o.MaxLength, KeepEnd = o.KeepEnd, WeightAveraging = o.Averaging, Seed = o.Seed,
         };
         SequenceModelTransformer sequenceModel = null!;
         AnsiConsole.Progress()
@@ -118,12 +116,13 @@ static class Trainer
                     if (p.Batch == p.Batches) // once per epoch, after validation
                         AnsiConsole.MarkupLine($"  epoch {p.Epoch}: train loss {p.Loss:F4}, validation accuracy {p.ValidationMetric:F4}, {p.SequencesPerSecond:F0} reviews/s, ETA {p.Remaining:mm\\:ss}");
                 });
-                sequenceModel = ml.DeepSeq().BinaryClassification(options).Fit(tokenizer.Transform(train));
+                sequenceModel = ml.DeepSeq().BinaryClassification(options).Fit(tokenizer.Transform(train), tokenizer.Transform(valid));
                 bar.Value = 1;
             });
         double trainSeconds = clock.Elapsed.TotalSeconds;
         var report = sequenceModel.TrainingReport;
         if (report.Divergence is not null) AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(report.Divergence)}[/]");
+        foreach (var warning in report.Warnings) AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(warning)}[/]");
         var model = new TransformerChain<ITransformer>(tokenizer, sequenceModel);
 
         AnsiConsole.MarkupLine($"Trained in {trainSeconds:F0} s; kept epoch {report.BestEpoch}. Scoring the test set …");
@@ -166,9 +165,9 @@ static class Trainer
         return 0;
     }
 
-    sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    sealed class Reporter(Action<SequenceTrainingProgress> report) : IProgress<SequenceTrainingProgress>
     {
-        public void Report(TrainingProgress value) => report(value);
+        public void Report(SequenceTrainingProgress value) => report(value);
     }
 }
 

@@ -1,5 +1,7 @@
-using DeepSeq.Core.Layers;
+using DeepSeq.MLNet.Transforms;
 using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms;
 
 namespace DeepSeq.MLNet;
 
@@ -31,72 +33,125 @@ public sealed class DeepSeqCatalog
 
     /// <summary>
     /// Text → token ids for the sequence trainers: lower-cases, strips diacritics and punctuation, splits on
-    /// spaces, and keeps the <paramref name="maximumVocabularySize"/> most frequent words seen at least
+    /// whitespace, and keeps the <paramref name="maximumVocabularySize"/> most frequent words seen at least
     /// <paramref name="minimumCount"/> times (ids 1…V by frequency; other words become 0, "unknown").
-    /// The result is a vector of keys whose <c>KeyValues</c> annotation holds the vocabulary.
+    /// The result is a vector of keys whose <c>KeyValues</c> annotation holds the vocabulary. Empty, null,
+    /// whitespace-only and punctuation-only text all give an empty vector, which the trainers skip and score as a
+    /// missing value.
     /// </summary>
+    /// <param name="outputColumnName">The column of token keys.</param>
+    /// <param name="inputColumnName">The text column; null: the same name as the output.</param>
+    /// <param name="maximumVocabularySize">Most words kept (default 20,000).</param>
+    /// <param name="minimumCount">Fewest occurrences of a kept word (default 2).</param>
     public TextTokenizingEstimator TokenizeText(string outputColumnName, string? inputColumnName = null,
         int maximumVocabularySize = TextTokenizingEstimator.Defaults.MaximumVocabularySize, int minimumCount = TextTokenizingEstimator.Defaults.MinimumCount)
         => new(_ml, outputColumnName, inputColumnName ?? outputColumnName, maximumVocabularySize, minimumCount);
 
     /// <summary>A bidirectional recurrent binary classifier (defaults in <see cref="SequenceOptions.Defaults"/>).</summary>
     /// <param name="labelColumnName">Boolean label column.</param>
-    /// <param name="featureColumnName">Token ids (vector of keys) or numeric steps (vector of Single).</param>
+    /// <param name="featureColumnName">Token ids (a vector of keys, e.g. from <see cref="TokenizeText"/>); for numeric steps use the options overload, which declares FeaturesPerStep.</param>
     /// <param name="cell">Recurrent cell.</param>
     /// <param name="hiddenSize">Hidden units per direction.</param>
     /// <param name="layers">Stacked layers.</param>
     /// <param name="bidirectional">Read both directions.</param>
     /// <param name="pooling">Pooling over time.</param>
     /// <param name="epochs">Passes over the data.</param>
-    /// <param name="learningRate">Adam's learning rate.</param>
-    public SequenceBinaryClassificationTrainer BinaryClassification(string labelColumnName = "Label", string featureColumnName = "Features",
+    /// <param name="learningRate">Adam's initial learning rate.</param>
+    public SequenceBinaryClassificationTrainer BinaryClassification(string labelColumnName = SequenceOptions.Defaults.LabelColumnName, string featureColumnName = SequenceOptions.Defaults.FeatureColumnName,
         SequenceCell cell = SequenceOptions.Defaults.Cell, int hiddenSize = SequenceOptions.Defaults.HiddenSize, int layers = SequenceOptions.Defaults.Layers,
-        bool bidirectional = true, PoolingKind pooling = SequenceOptions.Defaults.Pooling, int epochs = SequenceOptions.Defaults.Epochs,
+        bool bidirectional = SequenceOptions.Defaults.Bidirectional, PoolingMode pooling = SequenceOptions.Defaults.Pooling, int epochs = SequenceOptions.Defaults.Epochs,
         float learningRate = SequenceOptions.Defaults.LearningRate)
-        => BinaryClassification(Fill(new SequenceBinaryClassificationTrainer.Options(), labelColumnName, featureColumnName, cell, hiddenSize, layers, bidirectional, pooling, epochs, learningRate));
+        => new(_ml, Fill(new SequenceBinaryClassificationTrainer.Options(), labelColumnName, featureColumnName, cell, hiddenSize, layers, bidirectional, pooling, epochs, learningRate), camelCaseNames: true);
 
-    /// <summary>A recurrent binary classifier with every option.</summary>
+    /// <summary>A recurrent binary classifier with every option; the options are checked (and copied) here.</summary>
     public SequenceBinaryClassificationTrainer BinaryClassification(SequenceBinaryClassificationTrainer.Options options) => new(_ml, options);
 
     /// <summary>A bidirectional recurrent multiclass classifier (defaults in <see cref="SequenceOptions.Defaults"/>).</summary>
     /// <param name="labelColumnName">Key label column (from <c>MapValueToKey</c>).</param>
-    /// <param name="featureColumnName">Token ids (vector of keys) or numeric steps (vector of Single).</param>
+    /// <param name="featureColumnName">Token ids (a vector of keys, e.g. from <see cref="TokenizeText"/>); for numeric steps use the options overload, which declares FeaturesPerStep.</param>
     /// <param name="cell">Recurrent cell.</param>
     /// <param name="hiddenSize">Hidden units per direction.</param>
     /// <param name="layers">Stacked layers.</param>
     /// <param name="bidirectional">Read both directions.</param>
     /// <param name="pooling">Pooling over time.</param>
     /// <param name="epochs">Passes over the data.</param>
-    /// <param name="learningRate">Adam's learning rate.</param>
-    public SequenceMulticlassClassificationTrainer MulticlassClassification(string labelColumnName = "Label", string featureColumnName = "Features",
+    /// <param name="learningRate">Adam's initial learning rate.</param>
+    public SequenceMulticlassClassificationTrainer MulticlassClassification(string labelColumnName = SequenceOptions.Defaults.LabelColumnName, string featureColumnName = SequenceOptions.Defaults.FeatureColumnName,
         SequenceCell cell = SequenceOptions.Defaults.Cell, int hiddenSize = SequenceOptions.Defaults.HiddenSize, int layers = SequenceOptions.Defaults.Layers,
-        bool bidirectional = true, PoolingKind pooling = SequenceOptions.Defaults.Pooling, int epochs = SequenceOptions.Defaults.Epochs,
+        bool bidirectional = SequenceOptions.Defaults.Bidirectional, PoolingMode pooling = SequenceOptions.Defaults.Pooling, int epochs = SequenceOptions.Defaults.Epochs,
         float learningRate = SequenceOptions.Defaults.LearningRate)
-        => MulticlassClassification(Fill(new SequenceMulticlassClassificationTrainer.Options(), labelColumnName, featureColumnName, cell, hiddenSize, layers, bidirectional, pooling, epochs, learningRate));
+        => new(_ml, Fill(new SequenceMulticlassClassificationTrainer.Options(), labelColumnName, featureColumnName, cell, hiddenSize, layers, bidirectional, pooling, epochs, learningRate), camelCaseNames: true);
 
-    /// <summary>A recurrent multiclass classifier with every option.</summary>
+    /// <summary>A recurrent multiclass classifier with every option; the options are checked (and copied) here.</summary>
     public SequenceMulticlassClassificationTrainer MulticlassClassification(SequenceMulticlassClassificationTrainer.Options options) => new(_ml, options);
 
     /// <summary>A bidirectional recurrent regressor (defaults in <see cref="SequenceOptions.Defaults"/>).</summary>
     /// <param name="labelColumnName">Single label column.</param>
-    /// <param name="featureColumnName">Token ids (vector of keys) or numeric steps (vector of Single).</param>
+    /// <param name="featureColumnName">Token ids (a vector of keys, e.g. from <see cref="TokenizeText"/>); for numeric steps use the options overload, which declares FeaturesPerStep.</param>
     /// <param name="cell">Recurrent cell.</param>
     /// <param name="hiddenSize">Hidden units per direction.</param>
     /// <param name="layers">Stacked layers.</param>
     /// <param name="bidirectional">Read both directions.</param>
     /// <param name="pooling">Pooling over time.</param>
     /// <param name="epochs">Passes over the data.</param>
-    /// <param name="learningRate">Adam's learning rate.</param>
-    public SequenceRegressionTrainer Regression(string labelColumnName = "Label", string featureColumnName = "Features",
+    /// <param name="learningRate">Adam's initial learning rate.</param>
+    public SequenceRegressionTrainer Regression(string labelColumnName = SequenceOptions.Defaults.LabelColumnName, string featureColumnName = SequenceOptions.Defaults.FeatureColumnName,
         SequenceCell cell = SequenceOptions.Defaults.Cell, int hiddenSize = SequenceOptions.Defaults.HiddenSize, int layers = SequenceOptions.Defaults.Layers,
-        bool bidirectional = true, PoolingKind pooling = SequenceOptions.Defaults.Pooling, int epochs = SequenceOptions.Defaults.Epochs,
+        bool bidirectional = SequenceOptions.Defaults.Bidirectional, PoolingMode pooling = SequenceOptions.Defaults.Pooling, int epochs = SequenceOptions.Defaults.Epochs,
         float learningRate = SequenceOptions.Defaults.LearningRate)
-        => Regression(Fill(new SequenceRegressionTrainer.Options(), labelColumnName, featureColumnName, cell, hiddenSize, layers, bidirectional, pooling, epochs, learningRate));
+        => new(_ml, Fill(new SequenceRegressionTrainer.Options(), labelColumnName, featureColumnName, cell, hiddenSize, layers, bidirectional, pooling, epochs, learningRate), camelCaseNames: true);
 
-    /// <summary>A recurrent regressor with every option.</summary>
+    /// <summary>A recurrent regressor with every option; the options are checked (and copied) here.</summary>
     public SequenceRegressionTrainer Regression(SequenceRegressionTrainer.Options options) => new(_ml, options);
 
-    static T Fill<T>(T o, string label, string features, SequenceCell cell, int hiddenSize, int layers, bool bidirectional, PoolingKind pooling, int epochs, float learningRate)
+    /// <summary>
+    /// The trained sequence model inside <paramref name="transformer"/> — a <see cref="SequenceModelTransformer"/>, a
+    /// chain holding one, or a model loaded with <c>mlContext.Model.Load</c> — with its architecture, class names,
+    /// weights by name and training report.
+    /// </summary>
+    /// <exception cref="ArgumentException">The transformer holds no DeepSeq model, or several (use <see cref="GetTrainedModels"/>).</exception>
+    public TrainedSequenceModel GetTrainedModel(ITransformer transformer)
+    {
+        var models = GetTrainedModels(transformer);
+        return models.Count == 1 ? models[0]
+            : throw new ArgumentException(models.Count == 0 ? "The transformer holds no DeepSeq model." : $"The transformer holds {models.Count} DeepSeq models; use GetTrainedModels.", nameof(transformer));
+    }
+
+    /// <summary>Every trained sequence model inside <paramref name="transformer"/>, in chain order (see <see cref="GetTrainedModel"/>).</summary>
+    public IReadOnlyList<TrainedSequenceModel> GetTrainedModels(ITransformer transformer)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        var found = new List<TrainedSequenceModel>();
+        Collect(transformer, found);
+        return found;
+    }
+
+    // A fitted model carries its TrainedSequenceModel; a loaded one is a chain of stock transforms whose value
+    // mapping from the constant key holds the model text: map the key through it and read the text back.
+    void Collect(ITransformer t, List<TrainedSequenceModel> found)
+    {
+        switch (t)
+        {
+            case SequenceModelTransformer s: found.Add(s.Model); return;
+            case ValueMappingTransformer map when ModelText(map) is { } text: found.Add(CoreMapping.Model(ModelFormat.Read(text))); return;
+            case IEnumerable<ITransformer> chain: foreach (var inner in chain) Collect(inner, found); return;
+        }
+    }
+
+    sealed class KeyRow { [ColumnName(DeepSeqColumns.Key)] public string Key = "m"; }
+
+    string? ModelText(ValueMappingTransformer map)
+    {
+        var key = _ml.Data.LoadFromEnumerable([new KeyRow()]);
+        DataViewSchema output;
+        try { output = map.GetOutputSchema(key.Schema); }
+        catch (ArgumentException) { return null; } // a value mapping of other columns
+        if (output.GetColumnOrNull(DeepSeqColumns.Model) is not { Type: TextDataViewType } column) return null;
+        var text = map.Transform(key).GetColumn<string>(column).Single();
+        return text.StartsWith("DeepSeq.v", StringComparison.Ordinal) ? text : null;
+    }
+
+    static T Fill<T>(T o, string label, string features, SequenceCell cell, int hiddenSize, int layers, bool bidirectional, PoolingMode pooling, int epochs, float learningRate)
         where T : SequenceOptions
     {
         o.LabelColumnName = label; o.FeatureColumnName = features; o.Cell = cell; o.HiddenSize = hiddenSize; o.Layers = layers;

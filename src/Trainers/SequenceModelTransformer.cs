@@ -1,5 +1,3 @@
-using DeepSeq.Core.Models;
-using DeepSeq.Core.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -8,25 +6,22 @@ namespace DeepSeq.MLNet;
 /// <summary>
 /// A trained DeepSeq sequence model as an ML.NET transformer. It is a chain of stock ML.NET transforms (the
 /// weights live in a value mapping), so <c>mlContext.Model.Save</c>/<c>Load</c>, <c>PredictionEngine</c>,
-/// <c>Evaluate</c> and <c>CrossValidate</c> work unchanged; after loading, the model comes back as that chain.
+/// <c>Evaluate</c> and <c>CrossValidate</c> work unchanged; after loading, the model comes back as that chain,
+/// and <see cref="DeepSeqCatalog.GetTrainedModel"/> reads the trained model back from it.
 /// </summary>
 public sealed class SequenceModelTransformer : ITransformer
 {
     readonly ITransformer _chain;
 
-    internal SequenceModelTransformer(ITransformer chain, SequenceTask task, SequenceModelConfig config, TrainingReport report, IReadOnlyList<string> classNames)
+    internal SequenceModelTransformer(ITransformer chain, TrainedSequenceModel model)
     {
-        _chain = chain; Task = task; Config = config; TrainingReport = report; ClassNames = classNames;
+        _chain = chain; Model = model;
     }
 
-    /// <summary>What the model predicts.</summary>
-    public SequenceTask Task { get; }
-    /// <summary>The architecture.</summary>
-    public SequenceModelConfig Config { get; }
-    /// <summary>Per-epoch training figures, the epoch whose weights were kept, and whether training diverged.</summary>
-    public TrainingReport TrainingReport { get; }
-    /// <summary>Class names, in key order (multiclass), else empty.</summary>
-    public IReadOnlyList<string> ClassNames { get; }
+    /// <summary>The trained model: what it predicts, architecture, class names, weights by name, training report.</summary>
+    public TrainedSequenceModel Model { get; }
+    /// <summary>Per-epoch training figures, the epoch whose weights were kept, divergence and warnings.</summary>
+    public SequenceTrainingReport TrainingReport => Model.TrainingReport!;
 
     /// <inheritdoc/>
     public bool IsRowToRowMapper => _chain.IsRowToRowMapper;

@@ -19,20 +19,24 @@ public sealed class TextTokenizingEstimator : IEstimator<ITransformer>
     /// <summary>Default values.</summary>
     public static class Defaults
     {
-        /// <summary>Most words kept.</summary>
+        /// <summary>20,000: most words kept.</summary>
         public const int MaximumVocabularySize = 20_000;
-        /// <summary>Fewest occurrences of a kept word.</summary>
+        /// <summary>2: fewest occurrences of a kept word.</summary>
         public const int MinimumCount = 2;
     }
 
     sealed class Word { public string Value = ""; }
 
+    // Every whitespace character separates words, so a text of tabs or line breaks has no tokens, like an empty one.
+    static readonly char[] Whitespace = [' ', '\t', '\n', '\r', '\f', '\v', '\u00A0', '\u2028', '\u2029'];
+
+    // Parameter names in messages are those of DeepSeqCatalog.TokenizeText, which the user wrote.
     internal TextTokenizingEstimator(MLContext ml, string output, string input, int maxVocabulary, int minCount)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(output);
-        ArgumentException.ThrowIfNullOrWhiteSpace(input);
-        if (maxVocabulary < 1) throw new ArgumentOutOfRangeException(nameof(maxVocabulary), maxVocabulary, "The vocabulary needs at least one word.");
-        if (minCount < 1) throw new ArgumentOutOfRangeException(nameof(minCount), minCount, "The minimum count must be at least 1.");
+        if (string.IsNullOrWhiteSpace(output)) throw new ArgumentException("Set outputColumnName.", "outputColumnName");
+        if (string.IsNullOrWhiteSpace(input)) throw new ArgumentException("Set inputColumnName.", "inputColumnName");
+        if (maxVocabulary < 1) throw new ArgumentOutOfRangeException("maximumVocabularySize", maxVocabulary, "maximumVocabularySize must be at least 1: the vocabulary needs a word.");
+        if (minCount < 1) throw new ArgumentOutOfRangeException("minimumCount", minCount, "minimumCount must be at least 1.");
         _ml = ml; _output = output; _input = input; _maxVocabulary = maxVocabulary; _minCount = minCount;
     }
 
@@ -72,7 +76,7 @@ public sealed class TextTokenizingEstimator : IEstimator<ITransformer>
 
     IEstimator<ITransformer> Split() =>
         _ml.Transforms.Text.NormalizeText(Normalized, _input, TextNormalizingEstimator.CaseMode.Lower, keepDiacritics: false, keepPunctuations: false, keepNumbers: true)
-            .Append(_ml.Transforms.Text.TokenizeIntoWords(Words, Normalized));
+            .Append(_ml.Transforms.Text.TokenizeIntoWords(Words, Normalized, Whitespace));
 
     IEstimator<ITransformer> Estimator(IReadOnlyList<string> vocabulary) =>
         Split().Append(_ml.Transforms.Conversion.MapValueToKey(_output, Words, keyData: _ml.Data.LoadFromEnumerable(vocabulary.Select(w => new Word { Value = w }))))

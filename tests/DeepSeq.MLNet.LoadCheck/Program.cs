@@ -1,9 +1,26 @@
-// Usage: DeepSeq.MLNet.LoadCheck MODEL.zip TEXT...
-// Loads the model with the standard mlContext.Model.Load and prints, per text, the bits of Score and Probability.
+// Usage: DeepSeq.MLNet.LoadCheck MODEL.zip TEXT...    loads a binary model with the standard mlContext.Model.Load and
+//                                                     prints, per text, the bits of Score and Probability and the label
+//        DeepSeq.MLNet.LoadCheck --inspect MODEL.zip  prints what a fresh process reads back: the trained model
+//                                                     (mlContext.DeepSeq().GetTrainedModel) and Score's slot names
+using DeepSeq.MLNet;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
 var ml = new MLContext();
+if (args[0] == "--inspect")
+{
+    var loaded = ml.Model.Load(args[1], out var inputSchema);
+    var trained = ml.DeepSeq().GetTrainedModel(loaded);
+    var a = trained.Architecture;
+    Console.WriteLine($"task {trained.Task}; cell {a.Cell}; hidden {a.HiddenSize}; pooling {a.Pooling}; classes {string.Join('|', trained.ClassNames)}");
+    Console.WriteLine($"weights {trained.Weights.Count}: {trained.Weights.Sum(w => w.Value.Length)} values, checksum {trained.Weights.Sum(w => w.Value.Span.ToArray().Sum(x => (double)x)):R}");
+    var score = loaded.GetOutputSchema(inputSchema)["Score"];
+    VBuffer<ReadOnlyMemory<char>> slots = default;
+    if (score.Annotations.Schema.GetColumnOrNull("SlotNames") is not null) score.Annotations.GetValue("SlotNames", ref slots);
+    Console.WriteLine($"slots {string.Join('|', slots.DenseValues())}");
+    return;
+}
+
 var model = ml.Model.Load(args[0], out _);
 var engine = ml.Model.CreatePredictionEngine<Input, Output>(model);
 foreach (var text in args.Skip(1))

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using DeepSeq.Core.Layers;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -50,24 +48,9 @@ public sealed class SequenceTrainerTests
             var engine = ml.Model.CreatePredictionEngine<Review, Scored>(model);
             var expected = texts.Select(t => engine.Predict(new Review { Text = t }))
                 .Select(p => $"{BitConverter.SingleToInt32Bits(p.Score):X8} {BitConverter.SingleToInt32Bits(p.Probability):X8} {p.PredictedLabel}").ToList();
-            CollectionAssert.AreEqual(expected, RunLoadCheck(path, texts));
+            CollectionAssert.AreEqual(expected, TestData.RunLoadCheck([path, .. texts]));
         }
         finally { File.Delete(path); }
-    }
-
-    static List<string> RunLoadCheck(string model, string[] texts)
-    {
-        string dll = Path.Combine(AppContext.BaseDirectory, "DeepSeq.MLNet.LoadCheck.dll");
-        if (!File.Exists(dll)) // built beside us by the project reference, in its own output folder
-            dll = Directory.EnumerateFiles(Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "DeepSeq.MLNet.LoadCheck", "bin")), "DeepSeq.MLNet.LoadCheck.dll", SearchOption.AllDirectories).First();
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(dll); psi.ArgumentList.Add(model);
-        foreach (var t in texts) psi.ArgumentList.Add(t);
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd(), error = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.AreEqual(0, p.ExitCode, error);
-        return [.. output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim())];
     }
 
     public sealed class Scored
@@ -87,8 +70,7 @@ public sealed class SequenceTrainerTests
         var tokens = TestData.Tokenizer(ml).Fit(data).Transform(data);
         var options = TestData.SmallBinary();
         options.Epochs = 2;
-        options.ValidationData = tokens;
-        ml.DeepSeq().BinaryClassification(options).Fit(tokens);
+        ml.DeepSeq().BinaryClassification(options).Fit(tokens, tokens);
         lock (messages)
         {
             Assert.IsTrue(messages.Any(m => m.Contains("Epoch 2/2") && m.Contains("validation loss") && m.Contains("sequences/s")), string.Join("\n", messages.TakeLast(20)));
@@ -151,7 +133,7 @@ public sealed class SequenceTrainerTests
             .Append(ml.DeepSeq().MulticlassClassification(new SequenceMulticlassClassificationTrainer.Options
             {
                 FeatureColumnName = "Tokens", HiddenSize = 16, EmbeddingSize = 8, Epochs = 6, BatchSize = 16, Dropout = 0f, Seed = 1, LearningRate = 0.01f,
-                Pooling = PoolingKind.Attention,
+                Pooling = PoolingMode.Attention,
             }))
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedCategory", "PredictedLabel"));
         var model = pipeline.Fit(train);
@@ -184,7 +166,7 @@ public sealed class SequenceTrainerTests
         var model = ml.DeepSeq().Regression(new SequenceRegressionTrainer.Options
         {
             LabelColumnName = "Target", FeatureColumnName = "Steps", FeaturesPerStep = 2, Cell = SequenceCell.Gru, HiddenSize = 16,
-            Bidirectional = false, Pooling = PoolingKind.Last, Epochs = 30, BatchSize = 16, Dropout = 0f, Seed = 1, LearningRate = 0.01f,
+            Bidirectional = false, Pooling = PoolingMode.Last, Epochs = 30, BatchSize = 16, Dropout = 0f, Seed = 1, LearningRate = 0.01f,
         }).Fit(train);
         var metrics = ml.Regression.Evaluate(model.Transform(test), labelColumnName: "Target");
         Assert.IsGreaterThan(0.9, metrics.RSquared, $"R² {metrics.RSquared}");

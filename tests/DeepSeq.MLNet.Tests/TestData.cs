@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.ML;
 
 namespace DeepSeq.MLNet.Tests;
@@ -93,5 +94,48 @@ internal static class TestData
         var options = SmallBinary();
         options.Epochs = epochs;
         return Tokenizer(ml).Append(ml.DeepSeq().BinaryClassification(options));
+    }
+
+    /// <summary>Text → tokens → a small multiclass classifier of <see cref="Topics"/> (label key from Category).</summary>
+    public static IEstimator<ITransformer> SmallTopicPipeline(MLContext ml, int epochs, Action<SequenceMulticlassClassificationTrainer.Options>? configure = null)
+    {
+        var options = new SequenceMulticlassClassificationTrainer.Options
+        {
+            FeatureColumnName = "Tokens", HiddenSize = 16, EmbeddingSize = 8, Epochs = epochs, BatchSize = 16, Dropout = 0f, Seed = 1, LearningRate = 0.01f,
+        };
+        configure?.Invoke(options);
+        return ml.Transforms.Conversion.MapValueToKey("Label", "Category").Append(Tokenizer(ml)).Append(ml.DeepSeq().MulticlassClassification(options));
+    }
+
+    /// <summary>Runs DeepSeq.MLNet.LoadCheck in a fresh process and returns its output lines.</summary>
+    public static List<string> RunLoadCheck(params string[] args)
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "DeepSeq.MLNet.LoadCheck.dll");
+        if (!File.Exists(dll)) // built beside us by the project reference, in its own output folder
+            dll = Directory.EnumerateFiles(Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "DeepSeq.MLNet.LoadCheck", "bin")), "DeepSeq.MLNet.LoadCheck.dll", SearchOption.AllDirectories).First();
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd(), error = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.AreEqual(0, p.ExitCode, error);
+        return [.. output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim())];
+    }
+
+    /// <summary>The repository's root (the folder with README.md), found from the test assembly's folder.</summary>
+    public static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "README.md")) && Directory.Exists(Path.Combine(dir.FullName, "src"))) return dir.FullName;
+        throw new InvalidOperationException("Repository root not found above " + AppContext.BaseDirectory);
+    }
+
+    /// <summary>Collects MLContext.Log messages (thread-safe snapshot).</summary>
+    public static Func<List<string>> CaptureLog(MLContext ml)
+    {
+        var messages = new List<string>();
+        ml.Log += (_, e) => { lock (messages) messages.Add(e.Message); };
+        return () => { lock (messages) return [.. messages]; };
     }
 }
