@@ -6,7 +6,7 @@
 // Options: --epochs N  --minutes X (training time limit)  --embedding N  --encoder-hidden N  --decoder-hidden N  --layers N
 //          --cell lstm|gru|rnn (encoder)  --decoder-cell lstm|gru  --attention additive|dot|general|none  --no-input-feeding
 //          --reverse-source  --repeat-source  --dropout X  --batch-size N  --learning-rate X  --lr-decay X  --beam N
-//          --length-penalty X  --max-tokens N (pair length filter, default 10)  --reverse-pairs  --train-fraction X
+//          --length-penalty X  --max-tokens N (pair length filter, default 10)  --vocabulary N (pair files: most frequent words kept, default 20000)  --reverse-pairs  --train-fraction X
 //          --seed N  --model PATH  --json PATH  --plots DIR  --data DIR  --threads N
 using System.Diagnostics;
 using System.Globalization;
@@ -35,7 +35,7 @@ catch (Exception e) when (e is FileNotFoundException or InvalidDataException or 
 
 sealed record CommandLine
 {
-    public int Epochs = 8, Embedding = 64, EncoderHidden = 128, DecoderHidden = 256, Layers = 1, BatchSize = 64, Beam = 5, MaxTokens = 10, Seed = 1, Threads;
+    public int Epochs = 8, Vocabulary = 20_000, Embedding = 64, EncoderHidden = 128, DecoderHidden = 256, Layers = 1, BatchSize = 64, Beam = 5, MaxTokens = 10, Seed = 1, Threads;
     public float LearningRate = 2e-3f, LearningRateDecay = 0.8f, Dropout = 0.2f, LengthPenalty = 1f, TrainFraction = 1f;
     public double Minutes = 60;
     public RecurrentCellKind Cell = RecurrentCellKind.Lstm, DecoderCell = RecurrentCellKind.Lstm;
@@ -77,6 +77,7 @@ sealed record CommandLine
                     case "--beam": o.Beam = Int(); break;
                     case "--length-penalty": o.LengthPenalty = Float(); break;
                     case "--max-tokens": o.MaxTokens = Int(); break;
+                    case "--vocabulary": o.Vocabulary = Int(); break;
                     case "--train-fraction": o.TrainFraction = Float(); break;
                     case "--reverse-pairs": o.ReversePairs = true; break;
                     case "--seed": o.Seed = Int(); break;
@@ -129,8 +130,8 @@ static class App
         var targets = split.Train.SelectMany(e => e.References);
         var (source, target) = o.Cmu
             ? (Seq2SeqVocabulary.Build(sources, Seq2SeqTokenization.Character), Seq2SeqVocabulary.Build(targets, Seq2SeqTokenization.Word))
-            : (Seq2SeqVocabulary.Build(sources, Seq2SeqTokenization.Word, lowerCase: true, splitPunctuation: true, maxSize: 20_000, minCount: 2),
-               Seq2SeqVocabulary.Build(targets, Seq2SeqTokenization.Word, lowerCase: true, splitPunctuation: true, maxSize: 20_000, minCount: 2));
+            : (Seq2SeqVocabulary.Build(sources, Seq2SeqTokenization.Word, lowerCase: true, splitPunctuation: true, maxSize: o.Vocabulary, minCount: 2),
+               Seq2SeqVocabulary.Build(targets, Seq2SeqTokenization.Word, lowerCase: true, splitPunctuation: true, maxSize: o.Vocabulary, minCount: 2));
         Log($"Vocabularies: {source.Size} source, {target.Size} target ids.");
         return (split, source, target);
     }
@@ -252,7 +253,7 @@ static class App
         if (config.Attention != AttentionKind.None)
             foreach (var (e, k) in split.Test.OrderBy(e => Hash.Fnv1a(e.Source)).Take(4).Select((e, k) => (e, k)))
             {
-                var t = model.Translate(e.Source);
+                var t = model.Translate(e.Source, beamWidth: 1);
                 Plots.Heatmap(t, Path.Combine(o.Plots, $"attention-{k + 1}.png"), $"{e.Source} → {t.Text}");
             }
         AnsiConsole.MarkupLine($"Plots in [bold]{Markup.Escape(Path.GetFullPath(o.Plots))}[/].");
@@ -273,7 +274,7 @@ static class App
         if (!File.Exists(o.Model)) throw new FileNotFoundException($"There is no model at '{o.Model}'; train one first (run without --translate).", o.Model);
         var model = Seq2SeqTextModel.Load(ModelFile.Read(File.ReadAllBytes(o.Model)));
         var text = model.Source.Tokenization == Seq2SeqTokenization.Character ? o.Translate!.ToLowerInvariant() : o.Translate!;
-        var greedy = model.Translate(text);
+        var greedy = model.Translate(text, beamWidth: 1);
         var beam = model.Translate(text, beamWidth: o.Beam, lengthPenalty: o.LengthPenalty);
         AnsiConsole.MarkupLine($"greedy:  [bold]{Markup.Escape(greedy.Text)}[/] (log p {greedy.Score:F3})");
         AnsiConsole.MarkupLine($"beam {o.Beam}: [bold]{Markup.Escape(beam.Text)}[/] (log p {beam.Score:F3})");

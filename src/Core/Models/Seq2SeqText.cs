@@ -11,6 +11,27 @@ public sealed record Seq2SeqTextConfig
     public Seq2SeqVocabulary Source { get; init; } = new();
     /// <summary>The target vocabulary (and how target tokens are joined).</summary>
     public Seq2SeqVocabulary Target { get; init; } = new();
+    /// <summary>How <see cref="Seq2SeqTextModel.Translate(string)"/> decodes by default.</summary>
+    public Seq2SeqDecoding Decoding { get; init; } = new();
+}
+
+/// <summary>Decoding settings saved with a model.</summary>
+public sealed record Seq2SeqDecoding
+{
+    /// <summary>Beam width: 1 (default) is greedy decoding.</summary>
+    public int BeamWidth { get; init; } = 1;
+    /// <summary>Beam search ranks finished sequences by Σ log p / length^LengthPenalty (default 1; 0: no normalisation).</summary>
+    public float LengthPenalty { get; init; } = 1f;
+    /// <summary>Longest output in tokens; 0 (default): 2 × the source length + 10.</summary>
+    public int MaxOutputLength { get; init; }
+
+    /// <summary>Throws with a clear message when a setting is out of range.</summary>
+    public void Validate()
+    {
+        if (BeamWidth < 1) throw new ArgumentOutOfRangeException(nameof(BeamWidth), BeamWidth, "Must be at least 1 (1: greedy).");
+        if (!(LengthPenalty >= 0) || !float.IsFinite(LengthPenalty)) throw new ArgumentOutOfRangeException(nameof(LengthPenalty), LengthPenalty, "Must be finite and non-negative.");
+        if (MaxOutputLength < 0) throw new ArgumentOutOfRangeException(nameof(MaxOutputLength), MaxOutputLength, "Must be non-negative (0: 2 × the source length + 10).");
+    }
 }
 
 /// <summary>A translation of one text, with the attention matrix that a user can draw.</summary>
@@ -31,8 +52,10 @@ public sealed class Seq2SeqTextModel
     public const string Family = "Seq2Seq";
 
     /// <summary>Wraps a trained model and the vocabularies it was trained with.</summary>
-    public Seq2SeqTextModel(Seq2SeqModel model, Seq2SeqVocabulary source, Seq2SeqVocabulary target)
+    public Seq2SeqTextModel(Seq2SeqModel model, Seq2SeqVocabulary source, Seq2SeqVocabulary target, Seq2SeqDecoding? decoding = null)
     {
+        Decoding = decoding ?? new();
+        Decoding.Validate();
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Source = source ?? throw new ArgumentNullException(nameof(source));
         Target = target ?? throw new ArgumentNullException(nameof(target));
@@ -46,6 +69,11 @@ public sealed class Seq2SeqTextModel
     public Seq2SeqVocabulary Source { get; }
     /// <summary>The target vocabulary.</summary>
     public Seq2SeqVocabulary Target { get; }
+    /// <summary>The default decoding settings.</summary>
+    public Seq2SeqDecoding Decoding { get; }
+
+    /// <summary>Translates one text with the default <see cref="Decoding"/>.</summary>
+    public Seq2SeqTranslation Translate(string text) => Translate([text], Decoding.BeamWidth, Decoding.LengthPenalty, Decoding.MaxOutputLength)[0];
 
     /// <summary>
     /// Translates <paramref name="texts"/>: greedy when <paramref name="beamWidth"/> is 1 (in batches), beam search
@@ -67,7 +95,7 @@ public sealed class Seq2SeqTextModel
     }
 
     /// <summary>Translates one text (see the batch overload).</summary>
-    public Seq2SeqTranslation Translate(string text, int beamWidth = 1, float lengthPenalty = 1f, int maxLength = 0)
+    public Seq2SeqTranslation Translate(string text, int beamWidth, float lengthPenalty = 1f, int maxLength = 0)
         => Translate([text], beamWidth, lengthPenalty, maxLength)[0];
 
     /// <summary>A prediction in words: its text, tokens and the source tokens its attention columns refer to.</summary>
@@ -79,7 +107,7 @@ public sealed class Seq2SeqTextModel
     }
 
     /// <summary>The model as saved (configuration, vocabularies and every tensor).</summary>
-    public SavedModel Save() => SavedModel.Create(Family, new Seq2SeqTextConfig { Model = Model.Config, Source = Source, Target = Target }, Model);
+    public SavedModel Save() => SavedModel.Create(Family, new Seq2SeqTextConfig { Model = Model.Config, Source = Source, Target = Target, Decoding = Decoding }, Model);
 
     /// <summary>Rebuilds a saved text model.</summary>
     /// <exception cref="InvalidDataException">The saved model is of another family or does not fit its configuration.</exception>
@@ -90,6 +118,6 @@ public sealed class Seq2SeqTextModel
         var config = saved.Config<Seq2SeqTextConfig>();
         var model = new Seq2SeqModel(config.Model);
         model.Load(saved.Tensors);
-        return new Seq2SeqTextModel(model, config.Source, config.Target);
+        return new Seq2SeqTextModel(model, config.Source, config.Target, config.Decoding);
     }
 }
