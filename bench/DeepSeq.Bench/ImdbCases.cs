@@ -120,12 +120,12 @@ static class ImdbCases
             .Append(ml.DeepSeq().BinaryClassification(new SequenceBinaryClassificationTrainer.Options
             {
                 LabelColumnName = "Label", FeatureColumnName = "Tokens", Cell = SequenceCell.Lstm, EmbeddingSize = Embedding,
-                HiddenSize = Hidden, Bidirectional = true, Pooling = PoolingKind.MaxMean, Dropout = 0.5f, MaxLength = MaxLength,
+                HiddenSize = Hidden, Bidirectional = true, Pooling = PoolingMode.MaxMean, Dropout = 0.5f, MaxLength = MaxLength,
                 Epochs = 1, Seed = 1,
             }));
         var model = pipeline.Fit(ml.Data.LoadFromEnumerable(train));
-        if (model.LastTransformer.Config.VocabularySize != Vocabulary)
-            throw new InvalidOperationException($"The fitted model has {model.LastTransformer.Config.VocabularySize} embedding rows, not {Vocabulary}.");
+        if (model.LastTransformer.Model.Architecture.VocabularySize != Vocabulary)
+            throw new InvalidOperationException($"The fitted model has {model.LastTransformer.Model.Architecture.VocabularySize} embedding rows, not {Vocabulary}.");
 
         int n = ctx.Quick ? 128 : 512;
         var reviews = Enumerable.Range(0, n).Select(_ => new ReviewRow { Text = text.Review(rng) }).ToList();
