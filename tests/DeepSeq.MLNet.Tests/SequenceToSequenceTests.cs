@@ -88,6 +88,22 @@ public sealed class SequenceToSequenceTests
     }
 
     [TestMethod]
+    public void SavedModelLoadsInAFreshProcess()
+    {
+        var (ml, model, test) = Shared;
+        string path = Path.Combine(Path.GetTempPath(), $"deepseq-seq2seq-{Environment.ProcessId}.zip");
+        try
+        {
+            ml.Model.Save(model, test.Schema, path);
+            var engine = ml.Model.CreatePredictionEngine<Pair, Prediction>(model);
+            string[] texts = ["abcd", "fed", "cab"];
+            var expected = texts.Select(t => { var p = engine.Predict(new Pair { Source = t }); return $"{p.Translation} {BitConverter.SingleToInt32Bits(p.Score):X8}"; }).ToList();
+            CollectionAssert.AreEqual(expected, TestData.RunLoadCheck(["--seq2seq", path, .. texts]));
+        }
+        finally { File.Delete(path); }
+    }
+
+    [TestMethod]
     public void EmptySourceGivesAnEmptyPredictionAndNaNScore()
     {
         var (ml, model, _) = Shared;
