@@ -89,7 +89,8 @@ public static class Seq2SeqSearch
         int alive = 1;                                   // rows ≥ alive hold nothing (at the start every row is the same)
         var finished = new List<(Hypothesis H, float Rank)>();
         var parents = new int[k];
-        var candidates = new List<(float Score, int Row, int Token)>(k * V);
+        var candidates = new List<(float Score, int Row, int Token)>(k * (k + 1));
+        var top = new List<int>(k + 1);
         for (int step = 0; alive > 0; step++)
         {
             model.DecodeStep(logp, attend ? weights : default, state, previous);
@@ -98,8 +99,9 @@ public static class Seq2SeqSearch
             {
                 var row = logp.AsSpan(r * V, V);
                 if (step == limit) { candidates.Add((beams[r].Score, r, Seq2SeqVocabulary.Eos)); continue; } // out of room: ends here, EOS not scored
-                for (int v = 0; v < V; v++)
-                    if (v != Seq2SeqVocabulary.Pad && v != Seq2SeqVocabulary.Bos) candidates.Add((beams[r].Score + row[v], r, v));
+                // Only a row's best k + 1 tokens can be among the best k extensions that are not EOS, plus EOS itself.
+                TopTokens(row, k + 1, top);
+                foreach (int v in top) candidates.Add((beams[r].Score + row[v], r, v));
             }
             // Best first; ties by row, then token, so that the search is deterministic (and width 1 is greedy's argmax).
             candidates.Sort((a, b) => a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Row != b.Row ? a.Row.CompareTo(b.Row) : a.Token.CompareTo(b.Token));
@@ -130,4 +132,19 @@ public static class Seq2SeqSearch
     }
 
     sealed record Hypothesis(int[] Tokens, float Score, float[][] Maps);
+
+    // The n most probable tokens of a row (never padding or BOS), best first; ties by lower id, as IndexOfMax.
+    static void TopTokens(ReadOnlySpan<float> row, int n, List<int> top)
+    {
+        top.Clear();
+        for (int v = 0; v < row.Length; v++)
+        {
+            if (v == Seq2SeqVocabulary.Pad || v == Seq2SeqVocabulary.Bos) continue;
+            if (top.Count == n && !(row[v] > row[top[^1]])) continue;
+            int at = top.Count;
+            while (at > 0 && row[v] > row[top[at - 1]]) at--;
+            top.Insert(at, v);
+            if (top.Count > n) top.RemoveAt(n);
+        }
+    }
 }
