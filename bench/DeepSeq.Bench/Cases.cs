@@ -62,6 +62,8 @@ static class Cases
         yield return new(ImdbCases.ScoringFromTextName, ctx => ImdbCases.Scoring(ctx, fromText: true));
         yield return new(ImdbCases.ScoringFromKeysName, ctx => ImdbCases.Scoring(ctx, fromText: false));
         yield return new(ResNetCases.TrainStepName, ResNetCases.TrainStep);
+        yield return new(Seq2SeqCases.DecoderStepName, Seq2SeqCases.DecoderStep);
+        yield return new(Seq2SeqCases.TrainStepName, Seq2SeqCases.TrainStep);
     }
 
     static CaseSpec Recurrent(RecurrentCellSpec spec, int input, int hidden, int batch, int steps, bool bidirectional, bool train) =>

@@ -128,6 +128,37 @@ public sealed partial class DeepSeqCatalog
     public ImageClassificationTrainer ImageClassification(ImageClassificationOptions options) => new(_ml, options);
 
     /// <summary>
+    /// An encoder–decoder with attention from a source text column to a predicted target text column, with the
+    /// sequence score and the attention matrix of each prediction (defaults in <see cref="SequenceToSequenceTrainer.Options.Defaults"/>).
+    /// </summary>
+    /// <param name="outputColumnName">The predicted text.</param>
+    /// <param name="sourceColumnName">The source text.</param>
+    /// <param name="targetColumnName">The target text (training).</param>
+    /// <param name="tokens">Character or word tokens, for both sides.</param>
+    /// <param name="attention">Attention over the source (None: the plain encoder–decoder).</param>
+    /// <param name="beamWidth">Beam width at scoring (1: greedy).</param>
+    /// <param name="epochs">Passes over the data.</param>
+    /// <example>
+    /// <code>
+    /// var pipeline = ml.DeepSeq().SequenceToSequence("Pronunciation", "Word", "Phonemes", tokens: TextTokenUnit.Character, epochs: 10);
+    /// var model = pipeline.Fit(train);
+    /// var engine = ml.Model.CreatePredictionEngine&lt;WordRow, PronunciationRow&gt;(model);
+    /// </code>
+    /// </example>
+    public SequenceToSequenceTrainer SequenceToSequence(string outputColumnName = SequenceToSequenceTrainer.Options.Defaults.OutputColumnName,
+        string sourceColumnName = SequenceToSequenceTrainer.Options.Defaults.SourceColumnName, string targetColumnName = SequenceToSequenceTrainer.Options.Defaults.TargetColumnName,
+        TextTokenUnit tokens = SequenceToSequenceTrainer.Options.Defaults.Tokens, AttentionMode attention = SequenceToSequenceTrainer.Options.Defaults.Attention,
+        int beamWidth = SequenceToSequenceTrainer.Options.Defaults.BeamWidth, int epochs = SequenceToSequenceTrainer.Options.Defaults.Epochs)
+        => new(_ml, new SequenceToSequenceTrainer.Options
+        {
+            OutputColumnName = outputColumnName, SourceColumnName = sourceColumnName, TargetColumnName = targetColumnName,
+            SourceTokens = tokens, TargetTokens = tokens, Attention = attention, BeamWidth = beamWidth, Epochs = epochs,
+        });
+
+    /// <summary>An encoder–decoder with attention, every setting in <paramref name="options"/>.</summary>
+    public SequenceToSequenceTrainer SequenceToSequence(SequenceToSequenceTrainer.Options options) => new(_ml, options);
+
+    /// <summary>
     /// The trained sequence model inside <paramref name="transformer"/> — a <see cref="SequenceModelTransformer"/>, a
     /// chain holding one, or a model loaded with <c>mlContext.Model.Load</c> — with its architecture, class names,
     /// weights by name and training report.

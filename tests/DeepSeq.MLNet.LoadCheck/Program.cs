@@ -2,6 +2,8 @@
 //                                                     prints, per text, the bits of Score and Probability and the label
 //        DeepSeq.MLNet.LoadCheck --inspect MODEL.zip  prints what a fresh process reads back: the trained model
 //                                                     (mlContext.DeepSeq().GetTrainedModel) and Score's slot names
+//        DeepSeq.MLNet.LoadCheck --seq2seq MODEL.zip SOURCE...  loads a sequence-to-sequence model and prints, per
+//                                                     source text, the translation and the bits of Score
 using DeepSeq.MLNet;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -21,6 +23,17 @@ if (args[0] == "--inspect")
     return;
 }
 
+if (args[0] == "--seq2seq")
+{
+    var translator = ml.Model.CreatePredictionEngine<SourceRow, TranslationRow>(ml.Model.Load(args[1], out _));
+    foreach (var text in args.Skip(2))
+    {
+        var t = translator.Predict(new SourceRow { Source = text });
+        Console.WriteLine($"{t.Translation} {BitConverter.SingleToInt32Bits(t.Score):X8}");
+    }
+    return;
+}
+
 var model = ml.Model.Load(args[0], out _);
 var engine = ml.Model.CreatePredictionEngine<Input, Output>(model);
 foreach (var text in args.Skip(1))
@@ -31,3 +44,5 @@ foreach (var text in args.Skip(1))
 
 sealed class Input { public string Text = ""; public bool Label = false; }
 sealed class Output { public float Score = float.NaN; public float Probability = float.NaN; public bool PredictedLabel = false; } // filled by ML.NET
+sealed class SourceRow { public string Source = ""; public string Target = ""; }
+sealed class TranslationRow { public string Translation = ""; public float Score = float.NaN; } // filled by ML.NET

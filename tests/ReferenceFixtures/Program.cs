@@ -8,6 +8,7 @@
 //     (input_forget = 1) and both GRU reset placements (linear_before_reset).
 // and, in classifier/, the whole classifier (embedding → 2-layer bidirectional LSTM → each pooling → dense head)
 // trained for five torch.optim.Adam steps on one batch in libtorch, float64: the loss of each step, the final weights.
+// and, in seq2seq/, an encoder–decoder with additive attention over a padded batch (Seq2SeqReference.cs).
 // Usage: dotnet run -c Release --project tests/ReferenceFixtures [-- OUTPUT_DIR]
 using System.Text.Json;
 using DeepSeq.Bench;
@@ -78,6 +79,8 @@ foreach (var c in classifiers)
     Console.WriteLine($"classifier/{c.Name}.json: {result.Source}");
 }
 ConvolutionReference.Write(Path.Combine(output, "cnn"), options);
+
+Seq2SeqFixtures.Write(Path.Combine(output, "seq2seq"), options);
 
 void Write(string path, FixtureCase c, FixtureData d, ReferenceResult r)
 {
