@@ -319,6 +319,10 @@ public sealed class RecurrentNetwork : Module
     void ForEachDirection(Action<int> run)
     {
         if (Directions == 1 || Gemm.Threads < 2) { for (int k = 0; k < Directions; k++) run(k); return; }
-        Parallel.Invoke(() => Gemm.Serially(() => run(0)), () => Gemm.Serially(() => run(1)));
+        BothDirectionsAtOnce(run);
     }
+
+    // Its own method, so that the lambdas' closure is allocated only when the directions really run side by side.
+    static void BothDirectionsAtOnce(Action<int> run) =>
+        Parallel.Invoke(() => Gemm.Serially(() => run(0)), () => Gemm.Serially(() => run(1)));
 }
