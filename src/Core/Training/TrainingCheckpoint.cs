@@ -78,14 +78,16 @@ public sealed class TrainingCheckpoint
         string temp = full + ".tmp";
         using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            using (var w = new BinaryWriter(new HashingStream(file, hash), Encoding.UTF8, leaveOpen: true))
+            // A hash transform passes its input through unchanged: the stream writes the bytes and hashes them on the way.
+            using var hash = SHA256.Create();
+            using (var hashing = new CryptoStream(file, hash, CryptoStreamMode.Write, leaveOpen: true))
+            using (var w = new BinaryWriter(hashing, Encoding.UTF8, leaveOpen: true))
             {
                 w.Write(Magic);
                 w.Write(FormatVersion);
                 WriteBody(w);
             }
-            file.Write(hash.GetHashAndReset());
+            file.Write(hash.Hash!);
             file.Flush(flushToDisk: true);
         }
         File.Move(temp, full, overwrite: true);
@@ -219,22 +221,5 @@ public sealed class TrainingCheckpoint
             list.Add(new CheckpointTensor(name, shape, values));
         }
         return list;
-    }
-
-    /// <summary>Forwards writes to a stream and adds them to a hash.</summary>
-    sealed class HashingStream(Stream inner, IncrementalHash hash) : Stream
-    {
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() => inner.Flush();
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void Write(ReadOnlySpan<byte> buffer) { hash.AppendData(buffer); inner.Write(buffer); }
-        public override void WriteByte(byte value) => Write([value]);
     }
 }
