@@ -179,7 +179,7 @@ static class App
                 else if (last.Elapsed.TotalSeconds >= 60)
                 {
                     last.Restart();
-                    AnsiConsole.MarkupLine($"[grey]  epoch {p.Epoch}, batch {p.Batch}/{p.Batches}: loss {p.Loss:F4}, {p.SequencesPerSecond:F0} pairs/s, epoch ETA {p.Remaining:hh\\:mm\\:ss}[/]");
+                    AnsiConsole.MarkupLine($"[grey]  epoch {p.Epoch}, batch {p.Batch}/{p.Batches}: loss {p.Loss:F4}, {p.SequencesPerSecond:F0} pairs/s, {p.Remaining:hh\\:mm\\:ss} left for the planned epochs[/]");
                 }
             }),
         };
