@@ -201,14 +201,7 @@ public static unsafe class Gemm
                         float* cij = c + (long)(ic + ir) * ldc + jc;
                         if (mr == MR && nr == NR)
                             Kernel<TV, TO>(kc, packA + ir * kc, pb, cij, ldc);
-                        else
-                        {
-                            // Edge tile: compute the full tile on zero-padded panels, add only the valid part.
-                            new Span<float>(tile, MR * NR).Clear();
-                            Kernel<TV, TO>(kc, packA + ir * kc, pb, tile, NR);
-                            for (int i = 0; i < mr; i++)
-                                for (int j = 0; j < nr; j++) cij[(long)i * ldc + j] += tile[i * NR + j];
-                        }
+                        else EdgeTile<TV, TO>(kc, packA + ir * kc, pb, cij, ldc, mr, nr, tile);
                     }
                 }
             }
@@ -241,6 +234,21 @@ public static unsafe class Gemm
                 for (; r < MR; r++) d[r] = 0f;
             }
         }
+    }
+
+    // A tile cut by the edge of C (mr rows, nr columns). With all MR rows, the strips wholly inside nr go straight
+    // into C — a 16-filter convolution's C is 16 wide, half a panel, on every tile — and the rest of the tile is
+    // computed on the zero-padded panels into a scratch tile, of which only the valid part is added.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void EdgeTile<TV, TO>(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float* tile) where TV : unmanaged where TO : ISimd<TV>
+    {
+        int strip = 2 * TO.Count, direct = mr == MR ? nr / strip * strip : 0;
+        for (int q = 0; q < direct; q += strip) Strip<TV, TO>(kc, a, b + q, c + q, ldc);
+        if (direct == nr) return;
+        new Span<float>(tile, MR * NR).Clear();
+        for (int q = direct; q < NR; q += strip) Strip<TV, TO>(kc, a, b + q, tile + q, NR);
+        for (int i = 0; i < mr; i++)
+            for (int j = direct; j < nr; j++) c[(long)i * ldc + j] += tile[i * NR + j];
     }
 
     /// <summary>
