@@ -217,6 +217,18 @@ public static unsafe class Gemm
         {
             int mr = Math.Min(MR, mc - ir);
             float* panel = dst + ir * kc;
+            if (!transA && mr == MR)
+            {
+                // A full panel of row-major A: six row pointers walked together, unrolled. This is the hot packing
+                // of an im2col product, whose narrow C (16 or 32 filters) gives each packed value little work.
+                float* s0 = a + (long)(i0 + ir) * lda + p0, s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
+                for (int p = 0; p < kc; p++, panel += MR)
+                {
+                    panel[0] = alpha * s0[p]; panel[1] = alpha * s1[p]; panel[2] = alpha * s2[p];
+                    panel[3] = alpha * s3[p]; panel[4] = alpha * s4[p]; panel[5] = alpha * s5[p];
+                }
+                continue;
+            }
             for (int p = 0; p < kc; p++)
             {
                 float* d = panel + p * MR;
