@@ -239,4 +239,30 @@ public sealed class ConvolutionGradientTests
         foreach (var (name, p) in model.NamedParameters()) GradientCheck.Check(name, p, Loss, samples: 6, step: 1e-3f, absTol: 5e-3, requireSignal: false);
         Assert.AreEqual(6, config.Depth);
     }
+
+    // Zero-init residual: every block starts as its shortcut (an identity block passes its ReLU input through
+    // unchanged), and the zeroed scales still receive gradients, so they can grow.
+    [TestMethod]
+    public void ZeroInitResidualStartsEachBlockAsItsShortcut()
+    {
+        var rng = new Random(32);
+        var config = new ImageClassifierConfig { Height = 6, Width = 5, Channels = 1, Classes = 3, StageWidths = [3], BlocksPerStage = 2, ZeroInitResidual = true };
+        var model = new ImageClassifier(config);
+        model.Initialize(rng);
+        foreach (var block in model.Blocks) CollectionAssert.AreEqual(new float[3], block.LastNorm!.Gamma.Value.Data);
+        int n = 4;
+        var input = GradientCheck.Random(n * 6 * 5 * 3, rng).Select(Math.Abs).ToArray(); // a ReLU output
+        var output = new float[input.Length];
+        model.Blocks[1].Forward(output, input, n, 6, 5, training: true);
+        CollectionAssert.AreEqual(input, output);
+        var x = GradientCheck.Random(n * 6 * 5, rng);
+        var logits = new float[n * 3];
+        model.Forward(logits, x, n, training: true);
+        foreach (var p in model.Parameters) p.ZeroGradient();
+        model.Backward(GradientCheck.Random(n * 3, rng));
+        Assert.IsTrue(model.Blocks.All(b => b.LastNorm!.Gamma.Gradient.Data.Any(g => g != 0)), "the zeroed scales must still learn");
+        var plain = new ImageClassifier(config with { ZeroInitResidual = false });
+        plain.Initialize(new Random(32));
+        Assert.IsTrue(plain.Blocks.All(b => b.LastNorm!.Gamma.Value.Data.All(g => g == 1f)));
+    }
 }

@@ -120,6 +120,27 @@ public sealed class GemmTests
         GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), $"{bits}-bit {m}x{n}x{k} {ta}/{tb}");
     }
 
+    // Every width of C from 1 to past three strips (a strip is two vectors: 16 columns at 256 bits), with full and
+    // cut row tiles: the strips of an edge tile that lie inside C are written directly, the rest through scratch.
+    [TestMethod]
+    [DynamicData(nameof(Widths.All), typeof(Widths))]
+    public void EdgeTilesOfEveryWidthMatchReference(int bits)
+    {
+        for (int n = 1; n <= 3 * 16 + 1; n++)
+            foreach (int m in (int[])[6, 13])
+            {
+                var rng = new Random(bits + 100 * n + m);
+                int k = 19, ldc = n + 1;
+                var a = GradientCheck.Random(m * k, rng); var b = GradientCheck.Random(k * n, rng);
+                var c = GradientCheck.Random(m * ldc, rng); var expected = (float[])c.Clone();
+                GemmReference.Multiply(false, false, m, n, k, 1f, a, k, b, n, 1f, expected, ldc);
+                using var packed = new PackedMatrix(k, n);
+                packed.Pack(false, b, n);
+                Widths.Run(new Gemm.Product(false, m, 1f, a, k, packed, 1f, c, ldc), bits);
+                GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), $"{bits}-bit {m}x{n}x{k}");
+            }
+    }
+
     // Large enough to pack B on every core and to split the multiply over threads, at the width the process uses;
     // one thread gives the same bits.
     [TestMethod]

@@ -201,14 +201,7 @@ public static unsafe class Gemm
                         float* cij = c + (long)(ic + ir) * ldc + jc;
                         if (mr == MR && nr == NR)
                             Kernel<TV, TO>(kc, packA + ir * kc, pb, cij, ldc);
-                        else
-                        {
-                            // Edge tile: compute the full tile on zero-padded panels, add only the valid part.
-                            new Span<float>(tile, MR * NR).Clear();
-                            Kernel<TV, TO>(kc, packA + ir * kc, pb, tile, NR);
-                            for (int i = 0; i < mr; i++)
-                                for (int j = 0; j < nr; j++) cij[(long)i * ldc + j] += tile[i * NR + j];
-                        }
+                        else EdgeTile<TV, TO>(kc, packA + ir * kc, pb, cij, ldc, mr, nr, tile);
                     }
                 }
             }
@@ -224,6 +217,18 @@ public static unsafe class Gemm
         {
             int mr = Math.Min(MR, mc - ir);
             float* panel = dst + ir * kc;
+            if (!transA && mr == MR)
+            {
+                // A full panel of row-major A: six row pointers walked together, unrolled. This is the hot packing
+                // of an im2col product, whose narrow C (16 or 32 filters) gives each packed value little work.
+                float* s0 = a + (long)(i0 + ir) * lda + p0, s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
+                for (int p = 0; p < kc; p++, panel += MR)
+                {
+                    panel[0] = alpha * s0[p]; panel[1] = alpha * s1[p]; panel[2] = alpha * s2[p];
+                    panel[3] = alpha * s3[p]; panel[4] = alpha * s4[p]; panel[5] = alpha * s5[p];
+                }
+                continue;
+            }
             for (int p = 0; p < kc; p++)
             {
                 float* d = panel + p * MR;
@@ -241,6 +246,21 @@ public static unsafe class Gemm
                 for (; r < MR; r++) d[r] = 0f;
             }
         }
+    }
+
+    // A tile cut by the edge of C (mr rows, nr columns). With all MR rows, the strips wholly inside nr go straight
+    // into C — a 16-filter convolution's C is 16 wide, half a panel, on every tile — and the rest of the tile is
+    // computed on the zero-padded panels into a scratch tile, of which only the valid part is added.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void EdgeTile<TV, TO>(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float* tile) where TV : unmanaged where TO : ISimd<TV>
+    {
+        int strip = 2 * TO.Count, direct = mr == MR ? nr / strip * strip : 0;
+        for (int q = 0; q < direct; q += strip) Strip<TV, TO>(kc, a, b + q, c + q, ldc);
+        if (direct == nr) return;
+        new Span<float>(tile, MR * NR).Clear();
+        for (int q = direct; q < NR; q += strip) Strip<TV, TO>(kc, a, b + q, tile + q, NR);
+        for (int i = 0; i < mr; i++)
+            for (int j = direct; j < nr; j++) c[(long)i * ldc + j] += tile[i * NR + j];
     }
 
     /// <summary>

@@ -62,6 +62,8 @@ public sealed class BasicBlock : Module
     public int Stride { get; }
     /// <summary>Whether the block adds its shortcut.</summary>
     public bool Residual { get; }
+    /// <summary>The batch norm after the second convolution, whose output meets the shortcut (null without batch norm).</summary>
+    public BatchNorm2d? LastNorm => _bn2;
     /// <summary>The convolutions (first, second, projection or null).</summary>
     public IEnumerable<Conv2d> Convolutions => _shortcut is null ? [_conv1, _conv2] : [_conv1, _conv2, _shortcut];
 

@@ -1,4 +1,7 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Layers.Convolution;
@@ -200,6 +203,12 @@ public sealed class Conv2d : Module
                         int iy = oy * Stride - Padding + ky;
                         var run = dst.Slice(ky * ks * c, ks * c);
                         if ((uint)iy >= (uint)h) { run.Clear(); continue; }
+                        int ix0 = ox * Stride - Padding;
+                        if (ix0 >= 0 && ix0 + ks <= w) // the whole kernel row inside: one contiguous run of KW·Cin
+                        {
+                            x.Slice(((img * h + iy) * w + ix0) * c, ks * c).CopyTo(run);
+                            continue;
+                        }
                         for (int kx = 0; kx < ks; kx++)
                         {
                             int ix = ox * Stride - Padding + kx;
@@ -222,14 +231,32 @@ public sealed class Conv2d : Module
                     {
                         int iy = oy * Stride - Padding + ky;
                         if ((uint)iy >= (uint)h) continue;
+                        int ix0 = ox * Stride - Padding;
+                        if (ix0 >= 0 && ix0 + ks <= w)
+                        {
+                            AddRun(dx.Slice(((img * h + iy) * w + ix0) * c, ks * c), dcol.Slice(row * k + ky * ks * c, ks * c));
+                            continue;
+                        }
                         for (int kx = 0; kx < ks; kx++)
                         {
                             int ix = ox * Stride - Padding + kx;
                             if ((uint)ix >= (uint)w) continue;
-                            var target = dx.Slice(((img * h + iy) * w + ix) * c, c);
-                            TensorPrimitives.Add(target, dcol.Slice(row * k + (ky * ks + kx) * c, c), target);
+                            AddRun(dx.Slice(((img * h + iy) * w + ix) * c, c), dcol.Slice(row * k + (ky * ks + kx) * c, c));
                         }
                     }
+    }
+
+    // target += source over one position's channels, inline: the runs are short (16 channels at a ResNet's first
+    // stage), where TensorPrimitives' per-call dispatch costs more than the adds.
+    static void AddRun(Span<float> target, ReadOnlySpan<float> source)
+    {
+        ref float t = ref MemoryMarshal.GetReference(target);
+        ref float s = ref MemoryMarshal.GetReference(source);
+        int i = 0, n = Math.Min(target.Length, source.Length), lanes = Vector<float>.Count;
+        if (Vector.IsHardwareAccelerated)
+            for (; i <= n - lanes; i += lanes)
+                (Vector.LoadUnsafe(ref t, (nuint)i) + Vector.LoadUnsafe(ref s, (nuint)i)).StoreUnsafe(ref t, (nuint)i);
+        for (; i < n; i++) Unsafe.Add(ref t, i) += Unsafe.Add(ref s, i);
     }
 
     static void CheckLength(int actual, int expected, string name)
