@@ -3,7 +3,7 @@
 //   dotnet run -c Release --project samples/ResidualCnn -- --compare-depth 20  the same depth with and without skip connections
 //   dotnet run -c Release --project samples/ResidualCnn -- --activations       the ReLU family on one small network
 // Options: --epochs N (default: as many as fit in --minutes, 30)  --depth N (6n+2)  --widths 16,32,64  --batch-size N  --learning-rate X  --optimizer sgd|adam
-//          --schedule onecycle|cosine  --weight-decay X  --no-augmentation  --no-batch-norm  --plain  --activation NAME
+//          --schedule onecycle|cosine  --weight-decay X  --no-augmentation  --no-batch-norm  --plain  --zero-init-residual  --activation NAME
 //          --compare-epochs N  --activation-epochs N  --activation-depth N  --train-limit N  --eval-limit N (comparisons: validation and test images scored)  --no-main  --seed N
 //          --data DIR (the four idx files)  --model PATH  --json PATH  --plots DIR
 using System.Diagnostics;
@@ -34,7 +34,7 @@ sealed record CommandLine
     public double Minutes = 30;
     public float LearningRate = 0.1f, WeightDecay = 5e-4f;
     public string Optimizer = "sgd", Schedule = "onecycle";
-    public bool Augmentation = true, BatchNorm = true, Residual = true, Main = true, Activations;
+    public bool Augmentation = true, BatchNorm = true, Residual = true, Main = true, Activations, ZeroInitResidual;
     public ActivationFunction Activation = ActivationFunction.Relu;
     public string Model = "fashion-resnet.dseq", Plots = ".";
     public string? Data, Json;
@@ -63,6 +63,7 @@ sealed record CommandLine
                     case "--no-augmentation": o.Augmentation = false; break;
                     case "--no-batch-norm": o.BatchNorm = false; break;
                     case "--plain": o.Residual = false; break;
+                    case "--zero-init-residual": o.ZeroInitResidual = true; break;
                     case "--activation": o.Activation = Enum.Parse<ActivationFunction>(Next(), ignoreCase: true); break;
                     case "--compare-depth": o.CompareDepth = Int(); break;
                     case "--compare-epochs": o.CompareEpochs = Int(); break;
@@ -112,7 +113,7 @@ static class App
         if (o.Main)
         {
             var config = ImageClassifierConfig.ForDepth(o.Depth, train.Height, train.Width, train.Channels, 10, o.Residual) with
-            { StageWidths = o.Widths, BatchNorm = o.BatchNorm, Activation = o.Activation };
+            { StageWidths = o.Widths, BatchNorm = o.BatchNorm, Activation = o.Activation, ZeroInitResidual = o.ZeroInitResidual };
             string name = $"{(o.Residual ? "ResNet" : "plain")}-{config.Depth}";
             int epochs = o.Epochs > 0 ? o.Epochs : EpochsWithin(o.Minutes, config, o, train);
             var run = Train(name, config, o, epochs, train, validation, test);

@@ -92,6 +92,11 @@ public sealed class ImageClassificationOptions
     public bool Residual = true;
     /// <summary>Batch normalisation after every convolution.</summary>
     public bool BatchNorm = true;
+    /// <summary>
+    /// Start each residual block's last batch-norm scale at 0, so every block begins as its shortcut ("zero-init
+    /// residual", Goyal et al. 2017). Needs <see cref="Residual"/> and <see cref="BatchNorm"/>; off by default.
+    /// </summary>
+    public bool ZeroInitResidual;
     /// <summary>Activation between layers.</summary>
     public ImageActivation Activation = Defaults.Activation;
     /// <summary>Flip training images left–right at random.</summary>
@@ -143,6 +148,8 @@ public sealed class ImageClassificationOptions
         if (StageWidths is null || StageWidths.Length == 0 || StageWidths.Any(w => w < 1)) throw new ArgumentException("StageWidths needs at least one stage, each at least 1 channel wide.", nameof(StageWidths));
         if (BlocksPerStage < 1) throw Range(nameof(BlocksPerStage), BlocksPerStage, "must be at least 1");
         if (!Enum.IsDefined(Activation)) throw Range(nameof(Activation), Activation, "is not an activation");
+        if (ZeroInitResidual && !(Residual && BatchNorm))
+            throw new ArgumentException($"{nameof(ZeroInitResidual)} applies only to a residual network with batch normalisation ({nameof(Residual)} and {nameof(BatchNorm)} true).", nameof(ZeroInitResidual));
         if (CropPadding < 0) throw Range(nameof(CropPadding), CropPadding, "must be non-negative");
         if (!Enum.IsDefined(Optimizer)) throw Range(nameof(Optimizer), Optimizer, "is not an optimiser");
         if (!Enum.IsDefined(Schedule)) throw Range(nameof(Schedule), Schedule, "is not a schedule");

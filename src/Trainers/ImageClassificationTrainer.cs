@@ -108,7 +108,7 @@ internal static class ImageFitting
         var config = new ImageClassifierConfig
         {
             Height = h, Width = w, Channels = c, Classes = classNames.Length, StageWidths = o.StageWidths, BlocksPerStage = o.BlocksPerStage,
-            Residual = o.Residual, BatchNorm = o.BatchNorm, Activation = (ActivationFunction)(int)o.Activation,
+            Residual = o.Residual, BatchNorm = o.BatchNorm, ZeroInitResidual = o.ZeroInitResidual, Activation = (ActivationFunction)(int)o.Activation,
         };
         var model = new ImageClassifier(config, seed);
         model.Initialize(new Random(seed));

@@ -110,6 +110,8 @@ public sealed class ImageClassificationTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ml.DeepSeq().ImageClassification(new ImageClassificationOptions { BatchSize = 1 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => ml.DeepSeq().ImageClassification(new ImageClassificationOptions { LearningRate = float.NaN }));
         Assert.Throws<ArgumentException>(() => ml.DeepSeq().ImageClassification(new ImageClassificationOptions { StageWidths = [] }));
+        var zeroInitPlain = Assert.Throws<ArgumentException>(() => ml.DeepSeq().ImageClassification(new ImageClassificationOptions { ZeroInitResidual = true, Residual = false }));
+        StringAssert.Contains(zeroInitPlain.Message, nameof(ImageClassificationOptions.ZeroInitResidual));
         var data = ml.Transforms.Conversion.MapValueToKey("Key", "Label").Fit(ml.Data.LoadFromEnumerable(Images(12, 1))).Transform(ml.Data.LoadFromEnumerable(Images(12, 1)));
         var wrongSize = Small(); wrongSize.Height = 7; wrongSize.Width = 8; wrongSize.Channels = 1;
         var e = Assert.Throws<ArgumentException>(() => ml.DeepSeq().ImageClassification(wrongSize).Fit(data));
