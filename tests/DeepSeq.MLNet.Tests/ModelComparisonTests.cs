@@ -254,6 +254,49 @@ public sealed class ModelComparisonTests
         Assert.AreEqual(0f, features[2]);
     }
 
+    public sealed class Picture
+    {
+        public string Label = "";
+        [VectorType(1, 6, 6)] public float[] Pixels = [];
+    }
+
+    // Two classes: a bright 2×2 square in the left or the right half, on noise.
+    static List<Picture> Pictures(int count, int seed)
+    {
+        var rng = new Random(seed);
+        return [.. Enumerable.Range(0, count).Select(i =>
+        {
+            var p = new float[36];
+            for (int j = 0; j < p.Length; j++) p[j] = 0.3f * rng.NextSingle();
+            int y0 = rng.Next(5), x0 = i % 2 == 0 ? rng.Next(2) : 3 + rng.Next(2);
+            for (int y = y0; y < y0 + 2; y++) for (int x = x0; x < x0 + 2; x++) p[y * 6 + x] = 1f;
+            return new Picture { Label = i % 2 == 0 ? "left" : "right", Pixels = p };
+        })];
+    }
+
+    [TestMethod]
+    public void AnImageModelIsRankedBesideAnMlNetMulticlassTrainer()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Pictures(160, 1));
+        var valid = ml.Data.LoadFromEnumerable(Pictures(80, 2));
+        var cnn = ModelCandidate.Create("CNN", c => c.Transforms.Conversion.MapValueToKey("Label").Append(c.DeepSeq().ImageClassification(new ImageClassificationOptions
+        {
+            FeatureColumnName = "Pixels", StageWidths = [4], BlocksPerStage = 1, Epochs = 4, BatchSize = 16, LearningRate = 0.05f, Flip = false, CropPadding = 0, Seed = 1, NumberOfThreads = 1,
+        })));
+        var maxEnt = ModelCandidate.Create("maximum entropy", c => c.Transforms.Conversion.MapValueToKey("Label").Append(c.MulticlassClassification.Trainers.LbfgsMaximumEntropy(featureColumnName: "Pixels")));
+        var result = ml.DeepSeq().CompareModels([cnn, maxEnt], train, valid, new() { Task = SequenceTaskKind.MulticlassClassification, Metric = ComparisonMetric.MicroAccuracy });
+
+        foreach (var e in result.Leaderboard)
+        {
+            Assert.AreEqual(CandidateStatus.Completed, e.Status, $"{e.Name}: {e.Reason}");
+            Assert.IsGreaterThan(0.8, e.Metric, e.Name);
+        }
+        Assert.AreEqual(CandidateKind.Single, result.Leaderboard.Single(e => e.Name == "CNN").Kind, "multiclass: no ensembles");
+        Assert.HasCount(2, result.Leaderboard);
+        Assert.AreEqual(result.Best!.Metric, ml.MulticlassClassification.Evaluate(result.BestModel.Transform(valid)).MicroAccuracy, 1e-12);
+    }
+
     [TestMethod]
     public void BadSettingsAreRefusedByName()
     {
