@@ -178,11 +178,19 @@ internal static class ModelComparison
             return new(null, time, diverged ? CandidateStatus.Diverged : CandidateStatus.Failed, message);
         }
         if (model is null) return new(null, time, CandidateStatus.Failed, "the fit returned no model");
-        var notes = new List<string>();
+        List<string> notes;
+        lock (context.Notes) notes = [.. context.Notes];
         if (stopped) notes.Add($"stopped after {Seconds(time)}: {why}; kept the weights it had");
-        foreach (var trainedModel in new DeepSeqCatalog(context.Context).GetTrainedModels(model))
-            if (trainedModel.TrainingReport?.Divergence is { } divergence) notes.Add(divergence);
+        notes.AddRange(Divergences(context.Context, model));
         return new(model, time, CandidateStatus.Completed, notes.Count == 0 ? null : string.Join(" ", notes));
+    }
+
+    // GetTrainedModels reads sequence models only and throws on an image model's saved text: an image model's
+    // divergence is not noted here (its fit throws when no epoch completed).
+    static IEnumerable<string> Divergences(MLContext ml, ITransformer model)
+    {
+        try { return [.. new DeepSeqCatalog(ml).GetTrainedModels(model).Select(m => m.TrainingReport?.Divergence).OfType<string>()]; }
+        catch (InvalidDataException) { return []; }
     }
 
     // ML.NET's trainers check their host between iterations, and MLContext signals it through its ICancelable

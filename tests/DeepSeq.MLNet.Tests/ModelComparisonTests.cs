@@ -213,6 +213,91 @@ public sealed class ModelComparisonTests
     }
 
     [TestMethod]
+    public void NaiveBayesLogisticRegressionPicksItsPenaltyOnValidationAndSavesAndLoads()
+    {
+        var (ml, train, valid) = Data();
+        var result = ml.DeepSeq().CompareModels([Perceptron(), ModelCandidate.NaiveBayesLogisticRegression("NB-LR", l2Penalties: [0.01f, 1f])], train, valid, new() { EnsembleSize = 2 });
+
+        var nb = result.Leaderboard.Single(e => e.Name == "NB-LR");
+        Assert.AreEqual(CandidateStatus.Completed, nb.Status, nb.Reason);
+        Assert.IsGreaterThan(0.8, nb.Metric);
+        StringAssert.Matches(nb.Reason, new System.Text.RegularExpressions.Regex(@"^L2 (0\.01|1) \(best of 0\.01, 1 on validation\)$"));
+        Assert.AreEqual(CandidateStatus.Completed, result.Leaderboard.Single(e => e.Kind == CandidateKind.Stacked).Status);
+
+        // Stock transforms only: it saves and loads, and scores the validation rows to the accuracy it was ranked with.
+        var model = result.GetModel("NB-LR");
+        Assert.AreEqual(nb.Metric, ml.BinaryClassification.Evaluate(model.Transform(valid)).Accuracy, 1e-12);
+        string path = Path.Combine(Path.GetTempPath(), $"deepseq-nblr-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, train.Schema, path);
+            var loaded = ml.Model.Load(path, out _);
+            CollectionAssert.AreEqual(model.Transform(valid).GetColumn<float>("Probability").ToArray(), loaded.Transform(valid).GetColumn<float>("Probability").ToArray());
+        }
+        finally { File.Delete(path); }
+    }
+
+    [TestMethod]
+    public void NaiveBayesLogisticRegressionScalesEachCountByItsLogCountRatio()
+    {
+        var ml = new MLContext(seed: 1);
+        Review R(string text, bool label) => new() { Text = text, Label = label };
+        var data = ml.Data.LoadFromEnumerable([R("good film", true), R("good film", true), R("bad film", false), R("bad film", false)]);
+        var result = ml.DeepSeq().CompareModels([ModelCandidate.NaiveBayesLogisticRegression("NB-LR", ngramLength: 1, l2Penalties: [0.1f])], data, data, new() { EnsembleSize = 0 });
+        var features = result.GetModel("NB-LR").Transform(data).GetColumn<float[]>("__DeepSeq_NbFeatures").First(); // slots: good, film, bad
+
+        // Present in 2 of 2 positive rows and 0 of 2 negative: r = log((2 + 1) / 7 / ((0 + 1) / 7)) = log 3, each class's
+        // counts summing to 4 plus one per slot; "film" is in every row, r = 0, and the scale's floor is 0.001.
+        double good = Math.Log(3), film = 1e-3, norm = Math.Sqrt(good * good + film * film);
+        Assert.AreEqual(good / norm, features[0], 1e-6);
+        Assert.AreEqual(film / norm, features[1], 1e-6);
+        Assert.AreEqual(0f, features[2]);
+    }
+
+    public sealed class Picture
+    {
+        public string Label = "";
+        [VectorType(1, 6, 6)] public float[] Pixels = [];
+    }
+
+    // Two classes: a bright 2×2 square in the left or the right half, on noise.
+    static List<Picture> Pictures(int count, int seed)
+    {
+        var rng = new Random(seed);
+        return [.. Enumerable.Range(0, count).Select(i =>
+        {
+            var p = new float[36];
+            for (int j = 0; j < p.Length; j++) p[j] = 0.3f * rng.NextSingle();
+            int y0 = rng.Next(5), x0 = i % 2 == 0 ? rng.Next(2) : 3 + rng.Next(2);
+            for (int y = y0; y < y0 + 2; y++) for (int x = x0; x < x0 + 2; x++) p[y * 6 + x] = 1f;
+            return new Picture { Label = i % 2 == 0 ? "left" : "right", Pixels = p };
+        })];
+    }
+
+    [TestMethod]
+    public void AnImageModelIsRankedBesideAnMlNetMulticlassTrainer()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Pictures(160, 1));
+        var valid = ml.Data.LoadFromEnumerable(Pictures(80, 2));
+        var cnn = ModelCandidate.Create("CNN", c => c.Transforms.Conversion.MapValueToKey("Label").Append(c.DeepSeq().ImageClassification(new ImageClassificationOptions
+        {
+            FeatureColumnName = "Pixels", StageWidths = [4], BlocksPerStage = 1, Epochs = 4, BatchSize = 16, LearningRate = 0.05f, Flip = false, CropPadding = 0, Seed = 1, NumberOfThreads = 1,
+        })));
+        var maxEnt = ModelCandidate.Create("maximum entropy", c => c.Transforms.Conversion.MapValueToKey("Label").Append(c.MulticlassClassification.Trainers.LbfgsMaximumEntropy(featureColumnName: "Pixels")));
+        var result = ml.DeepSeq().CompareModels([cnn, maxEnt], train, valid, new() { Task = SequenceTaskKind.MulticlassClassification, Metric = ComparisonMetric.MicroAccuracy });
+
+        foreach (var e in result.Leaderboard)
+        {
+            Assert.AreEqual(CandidateStatus.Completed, e.Status, $"{e.Name}: {e.Reason}");
+            Assert.IsGreaterThan(0.8, e.Metric, e.Name);
+        }
+        Assert.AreEqual(CandidateKind.Single, result.Leaderboard.Single(e => e.Name == "CNN").Kind, "multiclass: no ensembles");
+        Assert.HasCount(2, result.Leaderboard);
+        Assert.AreEqual(result.Best!.Metric, ml.MulticlassClassification.Evaluate(result.BestModel.Transform(valid)).MicroAccuracy, 1e-12);
+    }
+
+    [TestMethod]
     public void BadSettingsAreRefusedByName()
     {
         var (ml, train, valid) = Data();
@@ -227,5 +312,8 @@ public sealed class ModelComparisonTests
         Assert.ThrowsExactly<ArgumentException>(() => catalog.CompareModels([Guesser(ml)], train, numberOfFolds: 3));
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => catalog.SearchModels((_, _) => Perceptron(), train, valid, search: new() { ReductionFactor = 1 }));
         Assert.ThrowsExactly<ArgumentException>(() => catalog.SearchSequenceModels(new SequenceSearchSpace { Cells = [] }, TestData.Tokenizer, TestData.SmallBinary(), train, valid));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ModelCandidate.NaiveBayesLogisticRegression("NB-LR", ngramLength: 0));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ModelCandidate.NaiveBayesLogisticRegression("NB-LR", l2Penalties: []));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ModelCandidate.NaiveBayesLogisticRegression("NB-LR", l2Penalties: [float.NaN]));
     }
 }
