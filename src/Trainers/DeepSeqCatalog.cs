@@ -171,7 +171,10 @@ public sealed partial class DeepSeqCatalog
             : throw new ArgumentException(models.Count == 0 ? "The transformer holds no DeepSeq model." : $"The transformer holds {models.Count} DeepSeq models; use GetTrainedModels.", nameof(transformer));
     }
 
-    /// <summary>Every trained sequence model inside <paramref name="transformer"/>, in chain order (see <see cref="GetTrainedModel"/>).</summary>
+    /// <summary>
+    /// Every trained sequence model inside <paramref name="transformer"/>, in chain order (see <see cref="GetTrainedModel"/>);
+    /// image and sequence-to-sequence models in the chain are not listed.
+    /// </summary>
     public IReadOnlyList<TrainedSequenceModel> GetTrainedModels(ITransformer transformer)
     {
         ArgumentNullException.ThrowIfNull(transformer);
@@ -187,7 +190,10 @@ public sealed partial class DeepSeqCatalog
         switch (t)
         {
             case SequenceModelTransformer s: found.Add(s.Model); return;
-            case ValueMappingTransformer map when ModelText(map) is { } text: found.Add(CoreMapping.Model(ModelFormat.Read(text))); return;
+            case ValueMappingTransformer map when ModelText(map) is { } text:
+                // Image and translation models share the saved format; this lists the sequence classifiers.
+                if (ModelFormat.ReadText(text) is { Family: SavedSequenceModel.Family } saved) found.Add(CoreMapping.Model(SavedSequenceModel.FromSaved(saved)));
+                return;
             case IEnumerable<ITransformer> chain: foreach (var inner in chain) Collect(inner, found); return;
         }
     }

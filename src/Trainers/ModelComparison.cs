@@ -185,13 +185,9 @@ internal static class ModelComparison
         return new(model, time, CandidateStatus.Completed, notes.Count == 0 ? null : string.Join(" ", notes));
     }
 
-    // GetTrainedModels reads sequence models only and throws on an image model's saved text: an image model's
-    // divergence is not noted here (its fit throws when no epoch completed).
-    static IEnumerable<string> Divergences(MLContext ml, ITransformer model)
-    {
-        try { return [.. new DeepSeqCatalog(ml).GetTrainedModels(model).Select(m => m.TrainingReport?.Divergence).OfType<string>()]; }
-        catch (InvalidDataException) { return []; }
-    }
+    // Sequence models report divergence in their training report; an image model's fit throws when no epoch completed.
+    static IEnumerable<string> Divergences(MLContext ml, ITransformer model) =>
+        [.. new DeepSeqCatalog(ml).GetTrainedModels(model).Select(m => m.TrainingReport?.Divergence).OfType<string>()];
 
     // ML.NET's trainers check their host between iterations, and MLContext signals it through its ICancelable
     // interface, which ML.NET 5 keeps internal: reach it by reflection; without it a fit is only abandoned.
