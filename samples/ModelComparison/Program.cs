@@ -1,7 +1,7 @@
 // Model comparison within a time budget; the winner is chosen on the validation split and its test accuracy is
 // reported once, at the end.
-// --task text (default), IMDB: DeepSeq recurrent models (LSTM, GRU, peephole LSTM, BiLSTM with attention pooling)
-// against n-gram models from ML.NET parts (NB-LR word 1–2-grams, TF-IDF + logistic regression, TF-IDF + averaged
+// --task text (default), IMDB: DeepSeq recurrent models (LSTM, GRU, peephole LSTM, coupled LSTM, BiLSTM with attention pooling)
+// against n-gram models from ML.NET parts (NB-LR word 1–2-grams, TF-IDF + logistic regression (L-BFGS, SDCA), TF-IDF + averaged
 // perceptron), then a seeded successive-halving search over recurrent models, then the averaged and stacked
 // ensembles of the best five.
 // --task images, Fashion-MNIST: a ResNet-8 and a plain CNN-8 against LightGBM on the raw pixels (12,000 training
@@ -119,9 +119,11 @@ static class TextComparison
             ModelCandidate.NaiveBayesLogisticRegression("NB-LR, word 1–2-grams"),
             ModelCandidate.Create("TF-IDF + L-BFGS logistic regression", c => TfIdf(c).Append(c.BinaryClassification.Trainers.LbfgsLogisticRegression(l1Regularization: 0, l2Regularization: 0.03f))),
             ModelCandidate.Create("TF-IDF + averaged perceptron", c => TfIdf(c).Append(c.BinaryClassification.Trainers.AveragedPerceptron(numberOfIterations: 10))),
+            ModelCandidate.Create("TF-IDF + SDCA logistic regression", c => TfIdf(c).Append(c.BinaryClassification.Trainers.SdcaLogisticRegression())),
             ModelCandidate.Create("LSTM", Tokens, Recurrent(SequenceCell.Lstm, false, PoolingMode.MaxMean, live, o.Seed)),
             ModelCandidate.Create("GRU", Tokens, Recurrent(SequenceCell.Gru, false, PoolingMode.MaxMean, live, o.Seed)),
             ModelCandidate.Create("Peephole LSTM", Tokens, Recurrent(SequenceCell.PeepholeLstm, false, PoolingMode.MaxMean, live, o.Seed)),
+            ModelCandidate.Create("Coupled LSTM", Tokens, Recurrent(SequenceCell.CoupledLstm, false, PoolingMode.MaxMean, live, o.Seed)),
             ModelCandidate.Create("BiLSTM, attention pooling", Tokens, Recurrent(SequenceCell.Lstm, true, PoolingMode.Attention, live, o.Seed)),
         };
         var options = new ModelComparisonOptions { Metric = ComparisonMetric.Accuracy, Seed = o.Seed, EnsembleSize = 0, Progress = live, TimeBudget = budget * 0.6 };
