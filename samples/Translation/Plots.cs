@@ -76,7 +76,7 @@ public static class Plots
         right.Label.Text = metricName;
         plot.Axes.Left.Label.Text = "loss (token cross-entropy)";
         plot.Axes.Bottom.Label.Text = "epoch";
-        plot.ShowLegend();
+        plot.ShowLegend(ScottPlot.Alignment.UpperCenter); // the curves fall to the lower right, where the default corner would cover their ends
         plot.SavePng(path, 800, 500);
     }
 }
