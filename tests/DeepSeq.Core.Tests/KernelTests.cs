@@ -97,7 +97,6 @@ public sealed unsafe class KernelTests
                 int blocks = coupled ? 3 : 4, gh = blocks * h;
                 int oi = 0, of = coupled ? -1 : h, og = coupled ? h : 2 * h, oo = coupled ? 2 * h : 3 * h;
                 var gates = Uniform(Rows * gh, rng, -4, 4); var cPrev = Uniform(Rows * h, rng, -2, 2);
-                var rec = Uniform(Rows * gh, rng, -2, 2); // h_{t−1}·W_hhᵀ, in the gates' layout
                 var pi = peep ? Uniform(h, rng, -1, 1) : new float[h]; var pf = peep && !coupled ? Uniform(h, rng, -1, 1) : new float[h];
                 var po = peep ? Uniform(h, rng, -1, 1) : new float[h];
                 var eGates = Doubles(gates); var eC = new double[Rows * h]; var eTc = new double[Rows * h]; var eH = new double[Rows * h];
@@ -106,32 +105,22 @@ public sealed unsafe class KernelTests
                     {
                         int g0 = b * gh, r = b * h + j;
                         double cp = cPrev[r];
-                        double i = Sigmoid(gates[g0 + oi + j] + (double)rec[g0 + oi + j] + (double)pi[j] * cp);
-                        double f = coupled ? 1 - i : Sigmoid(gates[g0 + of + j] + (double)rec[g0 + of + j] + (double)pf[j] * cp);
-                        double g = Math.Tanh(gates[g0 + og + j] + (double)rec[g0 + og + j]);
+                        double i = Sigmoid(gates[g0 + oi + j] + (double)pi[j] * cp);
+                        double f = coupled ? 1 - i : Sigmoid(gates[g0 + of + j] + (double)pf[j] * cp);
+                        double g = Math.Tanh(gates[g0 + og + j]);
                         double c = f * cp + i * g;
-                        double o = Sigmoid(gates[g0 + oo + j] + (double)rec[g0 + oo + j] + (double)po[j] * c);
+                        double o = Sigmoid(gates[g0 + oo + j] + (double)po[j] * c);
                         eGates[g0 + oi + j] = i; eGates[g0 + og + j] = g; eGates[g0 + oo + j] = o;
                         if (!coupled) eGates[g0 + of + j] = f;
                         eC[r] = c; eTc[r] = Math.Tanh(c); eH[r] = o * Math.Tanh(c);
                     }
                 var c1 = new float[Rows * h]; var tc1 = new float[Rows * h]; var h1 = new float[Rows * h];
-                // Two shares of the units, as two threads run them: each reads its own units' recurrent products,
-                // block by block ((B, G·U) at columns [G·u0, G·u1) of a (B, G·H) buffer).
-                int split = h / 2;
-                var shared = new float[Rows * gh];
-                foreach (var (u0, u1) in new[] { (0, split), (split, h) })
-                    for (int b = 0; b < Rows; b++)
-                        for (int k = 0; k < blocks; k++)
-                            for (int j = u0; j < u1; j++) shared[b * gh + blocks * u0 + k * (u1 - u0) + j - u0] = rec[b * gh + k * h + j];
-                fixed (float* pg = gates, pcp = cPrev, pc = c1, ptc = tc1, ph = h1, ppi = pi, ppf = pf, ppo = po, prec = shared)
-                    foreach (var (u0, u1) in new[] { (0, split), (split, h) })
-                        Tests.Widths.Run(new LstmForward
-                        {
-                            Rows = Rows, Hidden = h, Start = u0, End = u1, I = oi, F = of, G = og, O = oo,
-                            Gates = pg, CPrev = pcp, C = pc, H = ph, TanhC = ptc, PeepI = ppi, PeepF = ppf, PeepO = ppo,
-                            Recurrent = prec + blocks * u0, RecurrentStride = gh,
-                        }, bits);
+                fixed (float* pg = gates, pcp = cPrev, pc = c1, ptc = tc1, ph = h1, ppi = pi, ppf = pf, ppo = po)
+                    Tests.Widths.Run(new LstmForward
+                    {
+                        Rows = Rows, Hidden = h, I = oi, F = of, G = og, O = oo,
+                        Gates = pg, CPrev = pcp, C = pc, H = ph, TanhC = ptc, PeepI = ppi, PeepF = ppf, PeepO = ppo,
+                    }, bits);
                 string what = $"{bits}-bit H={h} coupled={coupled} peepholes={peep}";
                 Close(eGates, gates, what + " gates"); Close(eC, c1, what + " c"); Close(eTc, tc1, what + " tanh c"); Close(eH, h1, what + " h");
             }

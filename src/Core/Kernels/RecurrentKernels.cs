@@ -8,49 +8,37 @@ namespace DeepSeq.Core.Kernels;
 // so the stores through the float pointers cannot make the JIT reload them, and is compiled fully optimised from its
 // first call (AggressiveOptimization): the tiered JIT's first tier does not inline, and these bodies are all inlining.
 
-/// <summary>
-/// LSTM forward over units [Start, End) of each row (one thread's share): input-side pre-activations plus
-/// h_{t−1}·W_hhᵀ → gate values in place, c_t, tanh c_t, h_t.
-/// </summary>
+/// <summary>LSTM forward: pre-activations (with h_{t−1}·W_hhᵀ added) → gate values in place, c_t, tanh c_t, h_t.</summary>
 internal unsafe struct LstmForward : IVecKernel
 {
-    public int Rows, Hidden, Start, End;
+    public int Rows, Hidden;
     /// <summary>Gate block offsets in a row of gates; <see cref="F"/> &lt; 0 when coupled (f = 1 − i, 3 blocks).</summary>
     public int I, F, G, O;
     public float* Gates, CPrev, C, H, TanhC;
-    /// <summary>
-    /// (Rows, <see cref="RecurrentStride"/>): h_{t−1}·W_hhᵀ for units [Start, End) only, gate block by gate block,
-    /// as that share's multiply writes it: block k of unit j at k·(End − Start) + j − Start.
-    /// </summary>
-    public float* Recurrent;
-    public int RecurrentStride;
     /// <summary>Peephole weights (H each); zeros for an absent peephole.</summary>
     public float* PeepI, PeepF, PeepO;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
-        int h = Hidden, oi = I, of = F, og = G, oo = O, start = Start, end = End, units = end - start, rs = RecurrentStride;
+        int h = Hidden, oi = I, of = F, og = G, oo = O;
         bool coupled = of < 0;
         int gh = (coupled ? 3 : 4) * h;
-        // The share's recurrent block of each gate, relative to unit `start`.
-        int ri = oi / h * units - start, rf = coupled ? 0 : of / h * units - start, rg = og / h * units - start, ro = oo / h * units - start;
-        float* gates = Gates, rec = Recurrent, cPrev = CPrev, c = C, hOut = H, tanhC = TanhC, pi = PeepI, pf = PeepF, po = PeepO;
+        float* gates = Gates, cPrev = CPrev, c = C, hOut = H, tanhC = TanhC, pi = PeepI, pf = PeepF, po = PeepO;
         var one = Vec<TV, TO>.One;
         for (int b = 0; b < Rows; b++)
         {
-            float* a = gates + b * gh, hh = rec + b * rs;
+            float* a = gates + b * gh;
             int r = b * h;
-            for (int j = start; j < end; j += TO.Count)
+            for (int j = 0; j < h; j += TO.Count)
             {
-                int n = Math.Min(TO.Count, end - j);
+                int n = Math.Min(TO.Count, h - j);
                 var cp = Lanes.Load<TV, TO>(cPrev + r + j, n);
-                var i = Lanes.Sigmoid(Lanes.Load<TV, TO>(a + oi + j, n) + Lanes.Load<TV, TO>(hh + ri + j, n) + Lanes.Load<TV, TO>(pi + j, n) * cp);
-                var f = coupled ? one - i
-                    : Lanes.Sigmoid(Lanes.Load<TV, TO>(a + of + j, n) + Lanes.Load<TV, TO>(hh + rf + j, n) + Lanes.Load<TV, TO>(pf + j, n) * cp);
-                var g = Lanes.Tanh(Lanes.Load<TV, TO>(a + og + j, n) + Lanes.Load<TV, TO>(hh + rg + j, n));
+                var i = Lanes.Sigmoid(Lanes.Load<TV, TO>(a + oi + j, n) + Lanes.Load<TV, TO>(pi + j, n) * cp);
+                var f = coupled ? one - i : Lanes.Sigmoid(Lanes.Load<TV, TO>(a + of + j, n) + Lanes.Load<TV, TO>(pf + j, n) * cp);
+                var g = Lanes.Tanh(Lanes.Load<TV, TO>(a + og + j, n));
                 var cNew = f * cp + i * g;
-                var o = Lanes.Sigmoid(Lanes.Load<TV, TO>(a + oo + j, n) + Lanes.Load<TV, TO>(hh + ro + j, n) + Lanes.Load<TV, TO>(po + j, n) * cNew); // peeks at the new c
+                var o = Lanes.Sigmoid(Lanes.Load<TV, TO>(a + oo + j, n) + Lanes.Load<TV, TO>(po + j, n) * cNew); // peeks at the new c
                 var tc = Lanes.Tanh(cNew);
                 Lanes.Store(a + oi + j, i, n); Lanes.Store(a + og + j, g, n); Lanes.Store(a + oo + j, o, n);
                 if (!coupled) Lanes.Store(a + of + j, f, n);

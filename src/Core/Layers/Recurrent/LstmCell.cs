@@ -71,83 +71,17 @@ public sealed unsafe class LstmCell : RecurrentCell
     public override int ForgetGateIndex => Coupled ? -1 : 1;
     internal override int CacheWidth => HiddenSize; // tanh(c_t)
 
-    // The forward step is split by units into one share per thread: each share multiplies h_{t−1} by its units' rows
-    // of W_hh (all gate blocks, packed together) and runs the gate maths of those units straight after, so the
-    // element-wise work is shared too and a step costs one fork-join. Shares are fixed when the weights are packed;
-    // small steps run them one after another on the calling thread. Every value is computed the same way whatever
-    // the split, so results do not depend on the thread count.
-    const long ParallelWork = 1 << 20; // multiply-adds per step below which a second core costs more than it saves (as Gemm)
-    PackedMatrix[] _shares = [];       // per share: (H × G·U) W_hhᵀ restricted to the share's U units
-    int[] _shareStart = [];            // (shares + 1) unit bounds, multiples of 8
-    long _sharesVersion = -1;
-    float[]? _gathered;                // (G·U, H) the share's rows of W_hh, for packing
-    float[]? _hh;                      // (B, G·H) h_{t−1}·W_hhᵀ, share s at columns [G·start_s, G·end_s)
-
-    internal override void PackForForward()
-    {
-        int h = HiddenSize, g = GateCount, shares = Math.Clamp(Gemm.Threads, 1, Math.Max(1, h / 8));
-        if (_sharesVersion == WeightHh.Version && _shares.Length == shares) return;
-        if (_shares.Length != shares) Split(shares);
-        var w = WeightHh.Value.Data.AsSpan();
-        for (int k = 0; k < shares; k++)
-        {
-            int u0 = _shareStart[k], units = _shareStart[k + 1] - u0;
-            var rows = Buffer.Ensure(ref _gathered, g * units * h).AsSpan(0, g * units * h);
-            for (int block = 0; block < g; block++) w.Slice((block * h + u0) * h, units * h).CopyTo(rows.Slice(block * units * h));
-            _shares[k].Pack(true, rows, h);
-        }
-        _sharesVersion = WeightHh.Version;
-    }
-
-    // Unit bounds (multiples of 8, the vector width of the gate maths) and storage of each share.
-    void Split(int shares)
-    {
-        int h = HiddenSize;
-        foreach (var m in _shares) m.Dispose();
-        _shareStart = new int[shares + 1];
-        for (int k = 1; k <= shares; k++) _shareStart[k] = k == shares ? h : (int)((long)h * k / shares / 8 * 8);
-        _shares = new PackedMatrix[shares];
-        for (int k = 0; k < shares; k++) _shares[k] = new PackedMatrix(h, GateCount * (_shareStart[k + 1] - _shareStart[k]));
-    }
-
     internal override void ForwardStep(in StepForward s)
     {
-        int h = HiddenSize, gh = GateCount * h, shares = _shares.Length;
-        if (s.Rows == 0) return;
-        var hh = Buffer.Ensure(ref _hh, s.Rows * gh);
-        fixed (float* gates = s.Gates, hPrev = s.HPrev, rec = hh, cPrev = s.CPrev, c = s.C, hOut = s.H, tanhC = s.Cache)
+        int h = HiddenSize, gh = GateCount * h;
+        Gemm.Multiply(false, s.Rows, 1f, s.HPrev, h, RecurrentT, 1f, s.Gates, gh); // a += h_{t−1}·W_hhᵀ
+        fixed (float* gates = s.Gates, cPrev = s.CPrev, c = s.C, hOut = s.H, tanhC = s.Cache)
         fixed (float* pi = Peephole(PeepholeInput), pf = Peephole(PeepholeForget), po = Peephole(PeepholeOutput))
-        {
-            var step = new LstmForward
+            Lanes.Run(new LstmForward
             {
-                Rows = s.Rows, Hidden = h, I = _i, F = _f, G = _g, O = _o, Recurrent = rec, RecurrentStride = gh,
+                Rows = s.Rows, Hidden = h, I = _i, F = _f, G = _g, O = _o,
                 Gates = gates, CPrev = cPrev, C = c, H = hOut, TanhC = tanhC, PeepI = pi, PeepF = pf, PeepO = po,
-            };
-            if (shares == 1 || (long)s.Rows * gh * h < ParallelWork)
-                for (int k = 0; k < shares; k++) ForwardShare(k, step, hPrev);
-            else ForwardSharesInParallel(step, hPrev);
-        }
-    }
-
-    // Its own method, so that the lambda's closure is allocated only when the shares run in parallel.
-    void ForwardSharesInParallel(LstmForward step, float* hPrev)
-    {
-        nint pPrev = (nint)hPrev;
-        Parallel.For(0, _shares.Length, new ParallelOptions { MaxDegreeOfParallelism = _shares.Length }, k =>
-        {
-            using (Gemm.LimitThreads(1)) ForwardShare(k, step, (float*)pPrev);
-        });
-    }
-
-    // Share k: its units' recurrent pre-activations, then their gate maths. step.Recurrent is the whole (B, G·H) buffer.
-    void ForwardShare(int k, LstmForward step, float* hPrev)
-    {
-        int h = HiddenSize, gh = GateCount * h, u0 = _shareStart[k], u1 = _shareStart[k + 1], rows = step.Rows;
-        step.Recurrent += GateCount * u0;
-        Gemm.Multiply(false, rows, 1f, new ReadOnlySpan<float>(hPrev, rows * h), h, _shares[k], 0f,
-            new Span<float>(step.Recurrent, (rows - 1) * gh + GateCount * (u1 - u0)), gh);
-        step.Start = u0; step.End = u1;
-        Lanes.Run(step);
+            });
     }
 
     internal override void BackwardStep(in StepBackward s)

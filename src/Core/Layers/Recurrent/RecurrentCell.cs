@@ -23,6 +23,7 @@ public abstract class RecurrentCell : Module
         WeightHh = AddParameter("weight_hh", gateCount * hiddenSize, hiddenSize);
         BiasIh = AddParameter("bias_ih", gateCount * hiddenSize);
         BiasHh = AddParameter("bias_hh", gateCount * hiddenSize);
+        RecurrentT = new PackedMatrix(hiddenSize, gateCount * hiddenSize);
         InputT = new PackedMatrix(inputSize, gateCount * hiddenSize);
         Recurrent = new PackedMatrix(gateCount * hiddenSize, hiddenSize);
     }
@@ -56,9 +57,8 @@ public abstract class RecurrentCell : Module
     // True when the gradients of the input-side and the recurrent-side pre-activations differ (GRU).
     internal virtual bool SeparateRecurrentGradient => false;
 
-    /// <summary>W_hhᵀ packed for the forward step (H × G·H), made on first use (an LSTM packs its own shares instead).</summary>
-    private protected PackedMatrix RecurrentT => _recurrentT ??= new PackedMatrix(HiddenSize, GateCount * HiddenSize);
-    PackedMatrix? _recurrentT;
+    /// <summary>W_hhᵀ packed for the forward step (H × G·H).</summary>
+    private protected PackedMatrix RecurrentT { get; }
     /// <summary>W_hh packed for the backward step (G·H × H).</summary>
     private protected PackedMatrix Recurrent { get; }
 
