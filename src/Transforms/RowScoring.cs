@@ -24,8 +24,34 @@ internal readonly record struct RowPrediction(float[] Outputs, float[] Attention
 /// <summary>A decoded model shared by all rows, with a pool of model instances (one in use per thread at a time).</summary>
 internal sealed class LoadedModel(SavedSequenceModel saved)
 {
+    // The per-word input projections replace the embedding and the first input GEMM at scoring; above this size
+    // (V × G·H × D floats; the IMDB model's is 82 MB) the memory is not worth it and rows are scored the long way.
+    const long MaxProjectionBytes = 256L << 20;
     readonly ConcurrentBag<(SequenceModel Model, SequenceBatch Batch)> _pool = [];
+    readonly Lock _projectionLock = new();
+    ProjectedEmbedding? _projection;
+    bool _projectionDecided;
     public SavedSequenceModel Saved { get; } = saved;
+
+    (SequenceModel Model, SequenceBatch Batch) Rent()
+    {
+        if (_pool.TryTake(out var item)) return item;
+        var model = Saved.CreateModel();
+        model.Projection = SharedProjection(model);
+        return (model, new SequenceBatch());
+    }
+
+    // Built once per loaded model, from its first instance, and shared by all: they hold the same weights.
+    ProjectedEmbedding? SharedProjection(SequenceModel model)
+    {
+        lock (_projectionLock)
+        {
+            if (!_projectionDecided && model.Embedding is not null && ProjectedEmbedding.BytesFor(Saved.Config) <= MaxProjectionBytes)
+                _projection = ProjectedEmbedding.Build(model);
+            _projectionDecided = true;
+            return _projection;
+        }
+    }
 
     /// <summary>
     /// Scores token ids (a token model) or steps × features values (a numeric model). A row with no tokens or
@@ -41,7 +67,7 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
         int length = isTokens ? tokens.Length : values.Length / f;
         if (length == 0 || (!isTokens && !RowScoring.AllFinite(values))) return RowPrediction.Missing(s.Config.Outputs, s.ClassNames);
 
-        if (!_pool.TryTake(out var item)) item = (s.CreateModel(), new SequenceBatch());
+        var item = Rent();
         try
         {
             var (model, batch) = item;

@@ -95,4 +95,58 @@ public sealed class SequenceModelTests
             Assert.AreEqual(1.0, sum, 1e-5);
         }
     }
+
+    public static IEnumerable<object[]> ProjectedCells() =>
+    [
+        [new RecurrentCellSpec(RecurrentCellKind.Lstm), true, 1],
+        [new RecurrentCellSpec(RecurrentCellKind.Lstm) { CoupledInputForget = true, Peepholes = PeepholeGates.Output }, false, 2],
+        [new RecurrentCellSpec(RecurrentCellKind.Gru), true, 2],
+        [new RecurrentCellSpec(RecurrentCellKind.Gru) { GruReset = GruResetPlacement.BeforeRecurrentMatmul }, true, 1],
+        [new RecurrentCellSpec(RecurrentCellKind.Rnn), false, 1],
+    ];
+
+    [TestMethod]
+    [DynamicData(nameof(ProjectedCells))]
+    public void ProjectedEmbeddingScoresAsTheEmbeddingAndInputProjection(RecurrentCellSpec cell, bool bidirectional, int layers)
+    {
+        var rng = new Random(31);
+        var config = new SequenceModelConfig
+        {
+            VocabularySize = 11, EmbeddingSize = 5, HiddenSize = 6, Cell = cell, Bidirectional = bidirectional, Layers = layers,
+            Pooling = PoolingKind.MaxMean, Dropout = 0.3f, Outputs = 2,
+        };
+        var model = new SequenceModel(config);
+        GradientCheck.Randomize(model, rng, 0.5f);
+        var batch = TokenBatch(rng, 11);
+        batch.Tokens[1] = 0; // the padding id inside a sequence reads as a zero embedding
+        var expected = new float[batch.Count * 2];
+        model.Forward(expected, batch, training: false);
+
+        var table = ProjectedEmbedding.Build(model);
+        Assert.AreEqual(ProjectedEmbedding.BytesFor(config), table.Bytes);
+        // A second instance with the same weights shares the table, as the ML.NET row mapping does.
+        var other = new SequenceModel(config);
+        other.Load(model.SnapshotTensors());
+        other.Projection = table;
+        var actual = new float[expected.Length];
+        other.Forward(actual, batch, training: false);
+        for (int i = 0; i < expected.Length; i++) Assert.AreEqual(expected[i], actual[i], 1e-5f * (1 + Math.Abs(expected[i])), $"logit {i}");
+
+        // Training ignores the table; backward after a projected forward is refused (it kept nothing).
+        Assert.ThrowsExactly<InvalidOperationException>(() => other.Backward(new float[expected.Length]));
+        other.Forward(actual, batch, training: true);
+        other.Backward(new float[expected.Length]);
+    }
+
+    [TestMethod]
+    public void ProjectedEmbeddingRefusesAnotherArchitecture()
+    {
+        var model = new SequenceModel(new SequenceModelConfig { VocabularySize = 7, EmbeddingSize = 3, HiddenSize = 4 });
+        var table = ProjectedEmbedding.Build(model);
+        var wider = new SequenceModel(new SequenceModelConfig { VocabularySize = 7, EmbeddingSize = 3, HiddenSize = 5 });
+        Assert.ThrowsExactly<ArgumentException>(() => wider.Projection = table);
+        var numeric = new SequenceModel(new SequenceModelConfig { FeatureSize = 3, HiddenSize = 4 });
+        Assert.ThrowsExactly<ArgumentException>(() => ProjectedEmbedding.Build(numeric));
+        Assert.AreEqual(0, ProjectedEmbedding.BytesFor(numeric.Config));
+    }
 }

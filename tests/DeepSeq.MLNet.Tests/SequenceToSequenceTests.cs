@@ -36,6 +36,9 @@ public sealed class SequenceToSequenceTests
     {
         SourceTokens = TextTokenUnit.Character, TargetTokens = TextTokenUnit.Character, EmbeddingSize = 16, EncoderHiddenSize = 24,
         DecoderHiddenSize = 32, AttentionSize = 16, Dropout = 0f, Epochs = 6, BatchSize = 32, LearningRate = 5e-3f, Seed = 3,
+        // All six epochs: validation dips once or twice on the way up (epochs 3-4), and whether it dips twice in a
+        // row — stopping early — turns on float rounding, not on whether the model learns.
+        EarlyStoppingPatience = 0,
     };
 
     static (MLContext Ml, SequenceToSequenceTransformer Model, IDataView Test) Trained()

@@ -62,6 +62,7 @@ public sealed class SequenceModel : Module
     float[] _x = [], _y = [], _hT = [], _pooled = [], _dropped = [], _dPooled = [], _dY = [], _dX = [], _dHT = [];
     int _reservedSteps, _reservedBatch;
     SequenceBatch? _batch;
+    ProjectedEmbedding? _projection;
 
     /// <summary>Builds the model with zero weights; call <see cref="Initialize"/>.</summary>
     public SequenceModel(SequenceModelConfig config, int seed = 0)
@@ -94,6 +95,25 @@ public sealed class SequenceModel : Module
     public SequencePooling? Pooling => _pooling;
     /// <summary>The output layer.</summary>
     public Dense Head => _head;
+
+    /// <summary>
+    /// When set, inference forwards (<c>training: false</c>) look each token's first-layer input projection up in
+    /// this table instead of embedding the token and multiplying by W_ih; training forwards ignore it. It must hold
+    /// this model's current weights: built by <see cref="ProjectedEmbedding.Build"/> from this model, or from
+    /// another with the same weights (one table can serve many instances). Null (the default) turns it off.
+    /// </summary>
+    /// <exception cref="ArgumentException">The table's shape does not fit this model (or the model reads numeric input).</exception>
+    public ProjectedEmbedding? Projection
+    {
+        get => _projection;
+        set
+        {
+            if (value is not null && (_embedding is null || value.VocabularySize != _embedding.VocabularySize || value.Directions != _rnn.Directions
+                || value.Width != _rnn.Layers[0].Cell.GateCount * _rnn.HiddenSize))
+                throw new ArgumentException("The table was not built for a model of this architecture.", nameof(value));
+            _projection = value;
+        }
+    }
 
     /// <summary>Per-token attention weights (T, B) of the last forward, or empty without attention pooling.</summary>
     public ReadOnlySpan<float> AttentionWeights => _pooling is null ? default : _pooling.AttentionWeights;
@@ -150,13 +170,17 @@ public sealed class SequenceModel : Module
         if (logits.Length != b * Config.Outputs) throw new ArgumentException($"Expected {b * Config.Outputs} logits, got {logits.Length}.", nameof(logits));
         Reserve(t, b);
         _batch = batch;
-        var x = _x.AsSpan(0, t * b * input);
-        if (_embedding is not null) _embedding.Forward(x, batch.Tokens.AsSpan(0, t * b));
-        else batch.Values.AsSpan(0, t * b * input).CopyTo(x);
-        _inputDropout.Forward(x, x, training);
         var y = _y.AsSpan(0, t * b * o);
         var hT = _hT.AsSpan(0, _rnn.StateLength(b));
-        _rnn.Forward(y, hT, default, x, default, default, batch.Lengths, t, b, training);
+        if (!training && Projection is { } table) _rnn.ForwardProjected(y, hT, batch.Tokens.AsSpan(0, t * b), table, batch.Lengths, t, b);
+        else
+        {
+            var x = _x.AsSpan(0, t * b * input);
+            if (_embedding is not null) _embedding.Forward(x, batch.Tokens.AsSpan(0, t * b));
+            else batch.Values.AsSpan(0, t * b * input).CopyTo(x);
+            _inputDropout.Forward(x, x, training);
+            _rnn.Forward(y, hT, default, x, default, default, batch.Lengths, t, b, training);
+        }
         int p = _head.InputSize;
         var pooled = _pooled.AsSpan(0, b * p);
         if (_pooling is null) LastStates(hT, pooled, b);

@@ -28,6 +28,15 @@ public sealed record RecurrentCellSpec
     /// <summary>GRU reset gate placement (default after the recurrent matmul, as PyTorch).</summary>
     public GruResetPlacement GruReset { get; init; } = GruResetPlacement.AfterRecurrentMatmul;
 
+    /// <summary>Gate blocks of the cell's weights (G): 1 for RNN, 3 for GRU, 4 for LSTM (3 when coupled).</summary>
+    public int GateCount => Kind switch
+    {
+        RecurrentCellKind.Rnn => 1,
+        RecurrentCellKind.Lstm => CoupledInputForget ? 3 : 4,
+        RecurrentCellKind.Gru => 3,
+        _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown cell kind."),
+    };
+
     /// <summary>Builds a cell with zero weights.</summary>
     public RecurrentCell Create(int inputSize, int hiddenSize) => Kind switch
     {

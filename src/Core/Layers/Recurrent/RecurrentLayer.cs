@@ -26,6 +26,7 @@ public sealed class RecurrentLayer
     int[] _active = []; // (T) B_t
     int[] _lengths = [];
     int _t, _b;
+    bool _projectedInput; // the last forward took its input projections from a table: nothing kept for backward
     int _reservedSteps, _reservedBatch;
     float[] _bias = []; // (G·H) forward: b_ih (+ b_hh); backward: the shared bias gradient
     // Backward scratch.
@@ -78,19 +79,10 @@ public sealed class RecurrentLayer
     public void Forward(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> x, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
         ReadOnlySpan<int> lengths, int steps, int batch)
     {
-        int I = Cell.InputSize, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth;
+        int I = Cell.InputSize, GH = Cell.GateCount * Cell.HiddenSize;
         Validate(x.Length, steps, batch, lengths, I);
-        CheckLength(y.Length, steps * batch * H, "y");
-        CheckOptional(h0.Length, batch * H, "h0"); CheckOptional(c0.Length, batch * H, "c0");
-        CheckOptional(hT.Length, batch * H, "hT"); CheckOptional(cT.Length, batch * H, "cT");
-        Reserve(steps, batch);
-        _t = steps; _b = batch;
-        lengths.CopyTo(_lengths);
-        for (int t = 0, b = batch; t < steps; t++)
-        {
-            while (b > 0 && lengths[b - 1] <= t) b--;
-            _active[t] = b;
-        }
+        Start(y, hT, cT, h0, c0, lengths, steps, batch);
+        _projectedInput = false;
 
         int tb = steps * batch;
         var xs = _x.AsSpan(0, tb * I);
@@ -105,6 +97,57 @@ public sealed class RecurrentLayer
         if (Cell.RecurrentBiasInProjection) TensorPrimitives.Add(bias, Cell.BiasHh.Value.Data, bias);
         for (int r = 0; r < tb; r++) TensorPrimitives.Add(gates.Slice(r * GH, GH), bias, gates.Slice(r * GH, GH));
 
+        Recur(y, hT, cT, h0, c0);
+    }
+
+    /// <summary>
+    /// Inference forward whose input-side pre-activations are rows of <paramref name="table"/> (V, G·H), one per
+    /// token id of <paramref name="tokens"/> (T, B) — x·W_ihᵀ + b precomputed per word (ProjectedEmbedding).
+    /// Otherwise as <see cref="Forward"/>;
+    /// keeps nothing for <see cref="Backward"/>.
+    /// </summary>
+    internal void ForwardProjected(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<int> tokens, ReadOnlySpan<float> table,
+        ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, ReadOnlySpan<int> lengths, int steps, int batch)
+    {
+        int GH = Cell.GateCount * Cell.HiddenSize, words = table.Length / GH;
+        if (table.Length != words * GH) throw new ArgumentException($"The table has {table.Length} values, not a multiple of G·H = {GH}.", nameof(table));
+        Validate(tokens.Length, steps, batch, lengths, 1);
+        Start(y, hT, cT, h0, c0, lengths, steps, batch);
+        _projectedInput = true;
+        var gates = _gates.AsSpan(0, steps * batch * GH);
+        for (int s = 0; s < steps; s++)
+            for (int b = 0; b < _active[s]; b++)
+            {
+                int id = tokens[(Reverse ? lengths[b] - 1 - s : s) * batch + b];
+                if ((uint)id >= (uint)words)
+                    throw new ArgumentOutOfRangeException(nameof(tokens), id, $"Token id {id} is outside the table's vocabulary [0, {words}).");
+                table.Slice(id * GH, GH).CopyTo(gates.Slice((s * batch + b) * GH, GH));
+            }
+        Recur(y, hT, cT, h0, c0);
+    }
+
+    // What both forwards share before the input projection: checks, buffers, lengths and the active rows per step.
+    void Start(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, ReadOnlySpan<int> lengths, int steps, int batch)
+    {
+        int H = Cell.HiddenSize;
+        CheckLength(y.Length, steps * batch * H, "y");
+        CheckOptional(h0.Length, batch * H, "h0"); CheckOptional(c0.Length, batch * H, "c0");
+        CheckOptional(hT.Length, batch * H, "hT"); CheckOptional(cT.Length, batch * H, "cT");
+        Reserve(steps, batch);
+        _t = steps; _b = batch;
+        lengths.CopyTo(_lengths);
+        for (int t = 0, b = batch; t < steps; t++)
+        {
+            while (b > 0 && lengths[b - 1] <= t) b--;
+            _active[t] = b;
+        }
+    }
+
+    // The recurrence over the input-side pre-activations in _gates, then the outputs and final states.
+    void Recur(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0)
+    {
+        int steps = _t, batch = _b, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth, tb = steps * batch;
+        var gates = _gates.AsSpan(0, tb * GH);
         var hs = _hs.AsSpan(0, (tb + batch) * H);
         var cs = Cell.HasCellState ? _cs.AsSpan(0, (tb + batch) * H) : default;
         var cache = _cache.AsSpan(0, tb * E);
@@ -132,7 +175,7 @@ public sealed class RecurrentLayer
         if (Reverse) FlipWithin(hs[bh..], y, H); else hs[bh..].CopyTo(y);
         for (int b = 0; b < batch; b++)
         {
-            int last = lengths[b]; // h_{len−1} sits at hs[len]
+            int last = _lengths[b]; // h_{len−1} sits at hs[len]
             if (!hT.IsEmpty) hs.Slice(last * bh + b * H, H).CopyTo(hT.Slice(b * H, H));
             if (!cT.IsEmpty && Cell.HasCellState) cs.Slice(last * bh + b * H, H).CopyTo(cT.Slice(b * H, H));
         }
@@ -146,6 +189,7 @@ public sealed class RecurrentLayer
     public void Backward(Span<float> dx, Span<float> dh0, Span<float> dc0, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT)
     {
         if (_t == 0) throw new InvalidOperationException("Backward called before Forward.");
+        if (_projectedInput) throw new InvalidOperationException("The last forward looked its input projections up in a table (inference only); train from a forward over x.");
         int steps = _t, batch = _b, I = Cell.InputSize, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth;
         int tb = steps * batch, bh = batch * H;
         CheckLength(dy.Length, tb * H, "dy");

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using DeepSeq.Core.Kernels;
+using DeepSeq.Core.Models;
 
 namespace DeepSeq.Core.Layers.Recurrent;
 
@@ -27,6 +28,7 @@ public sealed class RecurrentNetwork : Module
     readonly Dropout[] _dropouts;        // (L − 1) between layers
     int[] _order = [];                   // (B) batch rows sorted by non-increasing length
     int[] _sortedLengths = [];
+    int[] _tokens = [];                  // (T, B) sorted token ids, for a first layer fed through a ProjectedEmbedding
     int _t, _b;
     int _reservedSteps, _reservedBatch;
     // Per layer: its (sorted) input and merged output; per direction: its output. Sized by Reserve.
@@ -121,7 +123,7 @@ public sealed class RecurrentNetwork : Module
         _grad = new float[tb * widest];
         for (int k = 0; k < d; k++) { _dirGrad[k] = new float[tb * HiddenSize]; _gradIn[k] = new float[tb * widest]; }
         _stateIn = new float[sl]; _stateIn2 = new float[sl]; _stateOut = new float[sl]; _stateOut2 = new float[sl];
-        _order = new int[batch]; _sortedLengths = new int[batch];
+        _order = new int[batch]; _sortedLengths = new int[batch]; _tokens = new int[tb];
         _reservedSteps = steps; _reservedBatch = batch;
     }
 
@@ -133,8 +135,28 @@ public sealed class RecurrentNetwork : Module
     public void Forward(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> x, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
         ReadOnlySpan<int> lengths, int steps, int batch, bool training)
     {
-        if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
         if (x.Length != steps * batch * InputSize) throw new ArgumentException($"x has {x.Length} values, expected T·B·I = {steps}·{batch}·{InputSize}.", nameof(x));
+        Run(y, hT, cT, x, default, null, h0, c0, lengths, steps, batch, training);
+    }
+
+    /// <summary>
+    /// Inference forward of a token model whose first layer's input projections are looked up per token id
+    /// (<paramref name="tokens"/>, (T, B)) in <paramref name="table"/>; otherwise as <see cref="Forward"/>
+    /// with zero initial states and no dropout. Keeps nothing for <see cref="Backward"/>.
+    /// </summary>
+    internal void ForwardProjected(Span<float> y, Span<float> hT, ReadOnlySpan<int> tokens, ProjectedEmbedding table, ReadOnlySpan<int> lengths, int steps, int batch)
+    {
+        if (tokens.Length != steps * batch) throw new ArgumentException($"tokens has {tokens.Length} ids, expected T·B = {steps}·{batch}.", nameof(tokens));
+        if (table.Directions != Directions || table.Width != _layers[0].Cell.GateCount * HiddenSize)
+            throw new ArgumentException($"The table holds {table.Directions} × {table.Width} values per word; this network's first layer needs {Directions} × {_layers[0].Cell.GateCount * HiddenSize}.", nameof(table));
+        Run(y, hT, default, default, tokens, table, default, default, lengths, steps, batch, training: false);
+    }
+
+    // The forward of both entries: the first layer reads x, or token ids through a table.
+    void Run(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> x, ReadOnlySpan<int> tokens, ProjectedEmbedding? table,
+        ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, ReadOnlySpan<int> lengths, int steps, int batch, bool training)
+    {
+        if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
         if (y.Length != steps * batch * OutputSize) throw new ArgumentException($"y has {y.Length} values, expected T·B·O = {steps}·{batch}·{OutputSize}.", nameof(y));
         int sl = StateLength(batch);
         CheckState(h0.Length, sl, "h0"); CheckState(c0.Length, sl, "c0"); CheckState(hT.Length, sl, "hT"); CheckState(cT.Length, sl, "cT");
@@ -145,8 +167,9 @@ public sealed class RecurrentNetwork : Module
         int O = OutputSize, tbo = steps * batch * O;
         SortStates(h0, _stateIn);
         SortStates(c0, _stateIn2);
-        PermuteRows(x, _inputs[0].AsSpan(0, steps * batch * InputSize), InputSize, toSorted: true);
-        _fwd = new ForwardCall(h0.IsEmpty, c0.IsEmpty);
+        if (table is null) PermuteRows(x, _inputs[0].AsSpan(0, steps * batch * InputSize), InputSize, toSorted: true);
+        else PermuteRows(tokens, _tokens.AsSpan(0, steps * batch), 1, toSorted: true);
+        _fwd = new ForwardCall(h0.IsEmpty, c0.IsEmpty, table);
         for (int l = 0; l < LayerCount; l++)
         {
             ForEachDirection(_forwardDirection[l]);
@@ -154,12 +177,12 @@ public sealed class RecurrentNetwork : Module
             MergeForward(l, merged);
             if (l + 1 < LayerCount) _dropouts[l].Forward(_inputs[l + 1].AsSpan(0, tbo), merged, training);
         }
-        PermuteRows(_outputs[LayerCount - 1].AsSpan(0, tbo), y, O, toSorted: false);
+        PermuteRows<float>(_outputs[LayerCount - 1].AsSpan(0, tbo), y, O, toSorted: false);
         if (!hT.IsEmpty) PermuteStates(_stateOut.AsSpan(0, sl), hT, toSorted: false);
         if (!cT.IsEmpty) PermuteStates(_stateOut2.AsSpan(0, sl), cT, toSorted: false);
     }
 
-    readonly record struct ForwardCall(bool NoH0, bool NoC0);
+    readonly record struct ForwardCall(bool NoH0, bool NoC0, ProjectedEmbedding? Table);
     readonly record struct BackwardCall(bool NeedInput, bool NoDh, bool NoDc);
 
     // Direction k of layer l over the sorted batch: input _inputs[l], output _dirOut[l·D + k], final states into _stateOut.
@@ -167,7 +190,15 @@ public sealed class RecurrentNetwork : Module
     {
         int d = Directions, s = l * d + k, steps = _t, batch = _b, bh = batch * HiddenSize;
         int inSize = l == 0 ? InputSize : OutputSize;
-        _layers[s].Forward(_dirOut[s].AsSpan(0, steps * bh), _stateOut.AsSpan(s * bh, bh), _layers[s].Cell.HasCellState ? _stateOut2.AsSpan(s * bh, bh) : default,
+        var hOut = _stateOut.AsSpan(s * bh, bh);
+        var cOut = _layers[s].Cell.HasCellState ? _stateOut2.AsSpan(s * bh, bh) : default;
+        if (l == 0 && _fwd.Table is { } table)
+        {
+            _layers[s].ForwardProjected(_dirOut[s].AsSpan(0, steps * bh), hOut, cOut, _tokens.AsSpan(0, steps * batch), table.Table(k),
+                default, default, _sortedLengths.AsSpan(0, batch), steps, batch);
+            return;
+        }
+        _layers[s].Forward(_dirOut[s].AsSpan(0, steps * bh), hOut, cOut,
             _inputs[l].AsSpan(0, steps * batch * inSize), Slice(_stateIn, _fwd.NoH0, s, bh), Slice(_stateIn2, _fwd.NoC0, s, bh),
             _sortedLengths.AsSpan(0, batch), steps, batch);
     }
@@ -179,6 +210,7 @@ public sealed class RecurrentNetwork : Module
     public void Backward(Span<float> dx, Span<float> dh0, Span<float> dc0, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhT, ReadOnlySpan<float> dcT)
     {
         if (_t == 0) throw new InvalidOperationException("Backward called before Forward.");
+        if (_fwd.Table is not null) throw new InvalidOperationException("The last forward looked its input projections up in a table (inference only); train from a forward over x.");
         int steps = _t, batch = _b, d = Directions, O = OutputSize, sl = StateLength(batch), tb = steps * batch;
         SortStates(dhT, _stateIn);
         SortStates(dcT, _stateIn2);
@@ -286,7 +318,7 @@ public sealed class RecurrentNetwork : Module
     }
 
     // Moves batch rows of a (T, B, width) tensor between the caller's order and the sorted order.
-    void PermuteRows(ReadOnlySpan<float> src, Span<float> dst, int width, bool toSorted)
+    void PermuteRows<T>(ReadOnlySpan<T> src, Span<T> dst, int width, bool toSorted)
     {
         for (int t = 0; t < _t; t++)
             for (int k = 0; k < _b; k++)
