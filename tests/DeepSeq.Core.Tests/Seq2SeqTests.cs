@@ -103,7 +103,7 @@ public sealed class Seq2SeqTests
             Attention = AttentionKind.Additive, AttentionSize = 16, Dropout = 0f,
         });
         model.Initialize(new Random(1));
-        Seq2SeqTrainer.Train(model, train, null, new Seq2SeqTrainingOptions { Epochs = 6, BatchSize = 32, LearningRate = 5e-3f, Seed = 2 });
+        Seq2SeqTrainer.Train(model, train, null, new Seq2SeqTrainingOptions { Epochs = 10, BatchSize = 32, LearningRate = 5e-3f, Seed = 2 });
         return model;
     }
 
