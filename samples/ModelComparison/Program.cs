@@ -4,7 +4,7 @@
 // against n-gram models from ML.NET parts (NB-LR word 1–2-grams, TF-IDF + logistic regression (L-BFGS, SDCA), TF-IDF + averaged
 // perceptron), then a seeded successive-halving search over recurrent models, then the averaged and stacked
 // ensembles of the best five.
-// --task images, Fashion-MNIST: a ResNet-8 and a plain CNN-8 against LightGBM on the raw pixels (12,000 training
+// --task images, Fashion-MNIST: a ResNet-8 and a plain CNN-8 against LightGBM on the raw pixels (30,000 training
 // images drawn with the seed unless --train-rows says otherwise).
 //   dotnet run -c Release --project samples/ModelComparison                      the default run (--budget 22, then about 4 minutes of ensembles and test scoring)
 //   dotnet run -c Release --project samples/ModelComparison -- --budget 10 --json board.json
