@@ -1,5 +1,3 @@
-using System.Numerics;
-
 namespace DeepSeq.Core.Layers.Convolution;
 
 /// <summary>The activations a convolutional network can use between its layers.</summary>
@@ -83,23 +81,6 @@ public sealed class ActivationLayer : Module
         if (_prelu is not null) _prelu.Backward(dx, dy, x, rows, 1);
         else if (_rrelu is not null) _rrelu.Backward(dx, dy, x);
         else if (_maxout is not null) _maxout.Backward(dx, dy);
-        else if (Function == ActivationFunction.Relu) ReluBackward(dx, dy, x);
         else _elementwise.Backward(dx, dy, x, y);
-    }
-
-    // dx += dy where x > 0, a vector at a time: the per-element derivative switch of the general path costs
-    // more than the convolutions around it at a ResNet's first stage.
-    static void ReluBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x)
-    {
-        if (dx.Length != dy.Length || x.Length != dy.Length) throw new ArgumentException($"ReLU backward needs equal lengths, got dx {dx.Length}, dy {dy.Length}, x {x.Length}.");
-        int i = 0, w = Vector<float>.Count;
-        if (Vector.IsHardwareAccelerated)
-            for (; i <= dx.Length - w; i += w)
-            {
-                var passed = Vector.ConditionalSelect(Vector.GreaterThan(new Vector<float>(x[i..]), Vector<float>.Zero), new Vector<float>(dy[i..]), Vector<float>.Zero);
-                (new Vector<float>(dx[i..]) + passed).CopyTo(dx[i..]);
-            }
-        for (; i < dx.Length; i++)
-            if (x[i] > 0) dx[i] += dy[i];
     }
 }
