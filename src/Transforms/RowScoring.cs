@@ -28,9 +28,9 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
     // (V × G·H × D floats; the IMDB model's is 82 MB) the memory is not worth it and rows are scored the long way.
     const long MaxProjectionBytes = 256L << 20;
     readonly ConcurrentBag<(SequenceModel Model, SequenceBatch Batch)> _pool = [];
-    readonly Lock _projectionLock = new();
+    object? _projectionLock;
     ProjectedEmbedding? _projection;
-    bool _projectionDecided;
+    bool _projectionBuilt;
     public SavedSequenceModel Saved { get; } = saved;
 
     (SequenceModel Model, SequenceBatch Batch) Rent()
@@ -42,16 +42,9 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
     }
 
     // Built once per loaded model, from its first instance, and shared by all: they hold the same weights.
-    ProjectedEmbedding? SharedProjection(SequenceModel model)
-    {
-        lock (_projectionLock)
-        {
-            if (!_projectionDecided && model.Embedding is not null && ProjectedEmbedding.BytesFor(Saved.Config) <= MaxProjectionBytes)
-                _projection = ProjectedEmbedding.Build(model);
-            _projectionDecided = true;
-            return _projection;
-        }
-    }
+    ProjectedEmbedding? SharedProjection(SequenceModel model) =>
+        LazyInitializer.EnsureInitialized(ref _projection, ref _projectionBuilt, ref _projectionLock,
+            () => model.Embedding is not null && ProjectedEmbedding.BytesFor(Saved.Config) <= MaxProjectionBytes ? ProjectedEmbedding.Build(model) : null);
 
     /// <summary>
     /// Scores token ids (a token model) or steps × features values (a numeric model). A row with no tokens or
