@@ -2,6 +2,7 @@ using System.Diagnostics;
 using DeepSeq.Core.Models;
 using DeepSeq.MLNet;
 using Microsoft.ML;
+using System.Text.Json.Nodes;
 using Microsoft.ML.Data;
 using Microsoft.ML.Trainers.LightGbm;
 using ResidualCnn;
@@ -10,14 +11,15 @@ using Spectre.Console;
 /// <summary>
 /// <c>--task images</c>: Fashion-MNIST (<c>docs/protocols.md</c>), a seeded sample of the training split, a residual
 /// and a plain CNN of the same depth from <c>ImageClassification</c> against LightGBM on the raw pixels; ranked on the
-/// validation split, the winner scored on the test split once. Multiclass, so no ensembles and no search.
+/// validation split, then a seeded successive-halving search over depth, width and activation; the winner of both is
+/// scored on the test split once. Multiclass, so no ensembles.
 /// </summary>
 static class ImageComparison
 {
     /// <summary>Training images drawn with the seed unless <c>--train-rows</c> says otherwise: small enough for the CNNs' epochs to fit the default budget.</summary>
     public const int DefaultTrainRows = 30_000;
     /// <summary>The default <c>--budget</c> for the image task, in minutes.</summary>
-    public const double DefaultBudgetMinutes = 15;
+    public const double DefaultBudgetMinutes = 25;
     const int Side = 28;
 
     sealed class ImageRow
@@ -36,12 +38,11 @@ static class ImageComparison
 
     // ResNet-8 sized (one basic block per stage of 16, 32, 64 channels): an epoch over the default sample takes
     // about 40 s on an idle 2-core machine; the budget stops a fit between steps, keeping its best epoch.
-    static ModelCandidate Cnn(string name, bool residual, int epochs, IProgress<SequenceTrainingProgress> progress, int seed) => ModelCandidate.Create(name, c =>
-        Key(c.Context).Append(c.Context.DeepSeq().ImageClassification(new ImageClassificationOptions
-        {
-            FeatureColumnName = "Pixels", Height = Side, Width = Side, Channels = 1, StageWidths = [16, 32, 64], BlocksPerStage = 1, Residual = residual,
-            Epochs = epochs, Seed = seed, Progress = progress, CancellationToken = c.CancellationToken,
-        })).Fit(c.TrainData));
+    static ImageClassificationOptions Cnn(bool residual, int epochs, IProgress<SequenceTrainingProgress> progress, int seed) => new()
+    {
+        FeatureColumnName = "Pixels", Height = Side, Width = Side, Channels = 1, StageWidths = [16, 32, 64], BlocksPerStage = 1, Residual = residual,
+        Epochs = epochs, Seed = seed, Progress = progress,
+    };
 
     public static int Run(CommandLine o, double budgetMinutes)
     {
@@ -64,25 +65,37 @@ static class ImageComparison
             {
                 FeatureColumnName = "Pixels", NumberOfIterations = 100, NumberOfThreads = 1,
             }))),
-            Cnn("ResNet-8", residual: true, 5, live, o.Seed),
-            Cnn("Plain CNN-8", residual: false, 5, live, o.Seed),
+            ModelCandidate.Create("ResNet-8", Key, Cnn(residual: true, 5, live, o.Seed)),
+            ModelCandidate.Create("Plain CNN-8", Key, Cnn(residual: false, 5, live, o.Seed)),
         };
+        var budget = TimeSpan.FromMinutes(budgetMinutes);
         var options = new ModelComparisonOptions
         {
-            Task = SequenceTaskKind.MulticlassClassification, Metric = ComparisonMetric.MicroAccuracy, Seed = o.Seed, Progress = live, TimeBudget = TimeSpan.FromMinutes(budgetMinutes),
+            Task = SequenceTaskKind.MulticlassClassification, Metric = ComparisonMetric.MicroAccuracy, Seed = o.Seed, Progress = live, TimeBudget = budget * 0.6,
         };
         var compared = live.Run("Comparison", () => ml.DeepSeq().CompareModels(candidates, train, valid, options));
-        Board.Show("Leaderboard (validation micro-accuracy)", compared);
+        Board.Show("Named candidates (validation micro-accuracy)", compared);
 
-        var best = compared.Best ?? throw new InvalidOperationException("No model completed.");
+        // 2. The search over depth, width and activation, on what is left of the budget (4 epochs a trial).
+        var space = new ImageSearchSpace { BlocksPerStage = [1, 2], StageWidths = [[16, 32, 64], [24, 48, 96]] };
+        var searchOptions = options.Clone(budget - compared.Elapsed);
+        var searched = live.Run("Search", () => ml.DeepSeq().SearchImageModels(space, Key, Cnn(residual: true, 4, live, o.Seed), train, valid, searchOptions, new ModelSearchOptions { Trials = o.Trials }));
+        Board.Show("Search: successive halving (validation micro-accuracy)", searched);
+
+        // 3. Every model that completed on one board (multiclass: no ensembles).
+        var final = live.Run("Ranking", () => ml.DeepSeq().CompareModels(Board.Completed(compared, searched), train, valid, options.Clone(TimeSpan.Zero)));
+        Board.Show("Leaderboard (validation micro-accuracy)", final);
+
+        var best = final.Best ?? throw new InvalidOperationException("No model completed.");
         AnsiConsole.MarkupLine($"Winner on validation: [bold]{Markup.Escape(best.Name)}[/] ({best.Metric:F4}). Scoring the test split once …");
-        var metrics = ml.MulticlassClassification.Evaluate(compared.BestModel.Transform(test));
+        var metrics = ml.MulticlassClassification.Evaluate(final.BestModel.Transform(test));
         var whole = total.Elapsed;
         AnsiConsole.MarkupLine($"[bold]Test accuracy {metrics.MicroAccuracy:F4}[/] (macro {metrics.MacroAccuracy:F4}, log-loss {metrics.LogLoss:F4}; {testSet.Count:N0} images). Whole run {whole.TotalMinutes:F1} min.");
-        Board.Save(o, compared, [compared], new()
+        Board.Save(o, final, [compared, searched], new()
         {
             ["task"] = "images", ["budget_minutes"] = budgetMinutes, ["seed"] = o.Seed, ["train_rows"] = trainSet.Count, ["total_seconds"] = Math.Round(whole.TotalSeconds, 1),
             ["winner"] = best.Name, ["test_accuracy"] = metrics.MicroAccuracy, ["test_macro_accuracy"] = metrics.MacroAccuracy, ["test_log_loss"] = metrics.LogLoss,
+            ["comparison"] = JsonNode.Parse(compared.ToJson()), ["search"] = JsonNode.Parse(searched.ToJson()),
         });
         return 0;
     }

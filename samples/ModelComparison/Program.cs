@@ -8,7 +8,7 @@
 // images drawn with the seed unless --train-rows says otherwise).
 //   dotnet run -c Release --project samples/ModelComparison                      the default run (--budget 22, then about 4 minutes of ensembles and test scoring)
 //   dotnet run -c Release --project samples/ModelComparison -- --budget 10 --json board.json
-//   dotnet run -c Release --project samples/ModelComparison -- --task images     (--budget 15)
+//   dotnet run -c Release --project samples/ModelComparison -- --task images     (--budget 25)
 // Options: --budget MINUTES (text: training and ranking, split 60/40 between the comparison and the search)  --task text|images
 //          --json PATH  --csv PATH  --chart PATH (PNG)  --model PATH (the winner, saved)  --seed N  --trials N (text)
 //          --train-rows N (use N training rows drawn with the seed; for text a quick check, not figures to quote)  --data DIR
@@ -138,13 +138,7 @@ static class TextComparison
         Board.Show("Search: successive halving (validation accuracy)", searched);
 
         // 3. Every model that completed, with the averaged and stacked ensembles of the best five, ranked on validation.
-        ModelCandidate Kept(ModelComparisonResult phase, ModelComparisonEntry e)
-        {
-            var candidate = ModelCandidate.Trained(e.Name, phase.GetModel(e.Name), e.TrainingTime);
-            candidate.Description = e.Reason ?? e.Description; // the first phases' notes stay on the board
-            return candidate;
-        }
-        var trained = new[] { compared, searched }.SelectMany(p => p.Leaderboard.Where(e => e.Status == CandidateStatus.Completed).Select(e => Kept(p, e))).ToList();
+        var trained = Board.Completed(compared, searched);
         // Five members: the n-gram models alone lead the board, and the recurrent models' different errors are what the ensembles gain from.
         var finalOptions = new ModelComparisonOptions { Metric = ComparisonMetric.Accuracy, Seed = o.Seed, EnsembleSize = 5, Progress = live };
         var final = live.Run("Ensembles", () => ml.DeepSeq().CompareModels(trained, train, valid, finalOptions));
@@ -164,16 +158,27 @@ static class TextComparison
         return 0;
     }
 
-    static ModelComparisonOptions Clone(this ModelComparisonOptions o, TimeSpan budget) => new()
-    {
-        LabelColumnName = o.LabelColumnName, Task = o.Task, Metric = o.Metric, EnsembleSize = 0, Seed = o.Seed, Progress = o.Progress,
-        TimeBudget = budget > TimeSpan.FromSeconds(10) ? budget : TimeSpan.FromSeconds(10),
-    };
 }
 
 /// <summary>The leaderboard as a table, and the files every task writes.</summary>
 static class Board
 {
+    /// <summary>The options with a new budget (at least 10 s; <see cref="TimeSpan.Zero"/> = none) and no ensembles.</summary>
+    public static ModelComparisonOptions Clone(this ModelComparisonOptions o, TimeSpan budget) => new()
+    {
+        LabelColumnName = o.LabelColumnName, Task = o.Task, Metric = o.Metric, EnsembleSize = 0, Seed = o.Seed, Progress = o.Progress,
+        TimeBudget = budget == TimeSpan.Zero ? null : budget > TimeSpan.FromSeconds(10) ? budget : TimeSpan.FromSeconds(10),
+    };
+
+    /// <summary>Every model that completed in the phases, as trained candidates to rank together; the phases' notes stay on the board.</summary>
+    public static List<ModelCandidate> Completed(params ModelComparisonResult[] phases) =>
+        [.. phases.SelectMany(p => p.Leaderboard.Where(e => e.Status == CandidateStatus.Completed).Select(e =>
+        {
+            var candidate = ModelCandidate.Trained(e.Name, p.GetModel(e.Name), e.TrainingTime);
+            candidate.Description = e.Reason ?? e.Description;
+            return candidate;
+        }))];
+
     public static void Show(string title, ModelComparisonResult result)
     {
         string metric = result.Metric == ComparisonMetric.MicroAccuracy ? "Micro-accuracy" : result.Metric.ToString();

@@ -100,6 +100,26 @@ public sealed partial class DeepSeqCatalog
         return SearchModels((random, index) => space.Sample(random, index, featurizer, baseOptions), trainData, validationData, options, search);
     }
 
+    /// <summary>
+    /// <see cref="SearchModels"/> over DeepSeq image classifiers: each trial is <paramref name="baseOptions"/> with a
+    /// depth, stage widths, activation, residual or plain network and learning rate drawn from <paramref name="space"/>,
+    /// behind <paramref name="featurizer"/>, which makes the key label (e.g. <c>ml => ml.Transforms.Conversion.MapValueToKey("Label")</c>).
+    /// Ranked by a multiclass metric: <paramref name="options"/> defaults to multiclass classification by micro-accuracy.
+    /// </summary>
+    public ModelComparisonResult SearchImageModels(ImageSearchSpace space, Func<MLContext, IEstimator<ITransformer>> featurizer, ImageClassificationOptions baseOptions,
+        IDataView trainData, IDataView validationData, ModelComparisonOptions? options = null, ModelSearchOptions? search = null)
+    {
+        ArgumentNullException.ThrowIfNull(space);
+        ArgumentNullException.ThrowIfNull(featurizer);
+        ArgumentNullException.ThrowIfNull(baseOptions);
+        space.Validate();
+        baseOptions.Validate();
+        options ??= new ModelComparisonOptions { Task = SequenceTaskKind.MulticlassClassification, Metric = ComparisonMetric.MicroAccuracy };
+        if (options.Task != SequenceTaskKind.MulticlassClassification)
+            throw new ArgumentException($"An image search ranks multiclass classifiers: set {nameof(ModelComparisonOptions.Task)} = {SequenceTaskKind.MulticlassClassification} and a multiclass {nameof(ModelComparisonOptions.Metric)}.", nameof(options));
+        return SearchModels((random, index) => space.Sample(random, index, featurizer, baseOptions), trainData, validationData, options, search);
+    }
+
     static ModelComparisonOptions Checked(ModelComparisonOptions? options)
     {
         var o = (options ?? new ModelComparisonOptions()).Clone(); // later changes to the caller's object do not reach this run

@@ -184,6 +184,25 @@ public sealed class ModelCandidate
     }
 
     /// <summary>
+    /// A DeepSeq image classifier behind a featurizer that makes its key label (e.g.
+    /// <c>ml => ml.Transforms.Conversion.MapValueToKey("Label")</c>); the budget stops it through its cancellation
+    /// token between steps, keeping its best weights so far. Rank it with a multiclass metric.
+    /// </summary>
+    public static ModelCandidate Create(string name, Func<MLContext, IEstimator<ITransformer>> featurizer, ImageClassificationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(featurizer);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var copy = options.Clone();
+        return new(name, c =>
+        {
+            var o = copy.Clone();
+            o.CancellationToken = c.CancellationToken;
+            return featurizer(c.Context).Append(c.Context.DeepSeq().ImageClassification(o)).Fit(c.TrainData);
+        }, null, TimeSpan.Zero);
+    }
+
+    /// <summary>
     /// NB-LR over word n-grams (Wang and Manning's NB-SVM, 2012, with a logistic loss), binary classification from
     /// stock ML.NET parts: word 1…<paramref name="ngramLength"/>-gram counts of the lower-cased text, each scaled by
     /// the size of its log-count ratio between the classes (from the training rows only), L2-normalised per row, then

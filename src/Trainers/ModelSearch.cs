@@ -100,6 +100,57 @@ public sealed class SequenceSearchSpace
 }
 
 /// <summary>
+/// The choices of an image-model search (<see cref="DeepSeqCatalog.SearchImageModels"/>): each trial draws a depth
+/// (blocks per stage), a set of stage widths, an activation and a residual or plain network uniformly, and its
+/// learning rate log-uniformly from <see cref="LearningRates"/>. Every other setting comes from the base options.
+/// </summary>
+public sealed class ImageSearchSpace
+{
+    /// <summary>Basic blocks per stage (default 1, 2, 3: with three stages, 8, 14 and 20 layers).</summary>
+    public int[] BlocksPerStage = [1, 2, 3];
+    /// <summary>Channels of each stage, one array per choice (default 16/32/64 and 32/64/128).</summary>
+    public int[][] StageWidths = [[16, 32, 64], [32, 64, 128]];
+    /// <summary>Activations (default ReLU, Leaky ReLU, PReLU, ELU).</summary>
+    public ImageActivation[] Activations = [ImageActivation.Relu, ImageActivation.LeakyRelu, ImageActivation.PRelu, ImageActivation.Elu];
+    /// <summary>Skip connections or not (default residual only).</summary>
+    public bool[] Residual = [true];
+    /// <summary>The peak learning rate's range, drawn log-uniformly (default 0.05 to 0.2, for SGD with momentum).</summary>
+    public (float Minimum, float Maximum) LearningRates = (0.05f, 0.2f);
+
+    internal void Validate()
+    {
+        static void NotEmpty<T>(T[] values, string name)
+        {
+            if (values is null || values.Length == 0) throw new ArgumentException($"{name} needs at least one value.", name);
+        }
+        NotEmpty(BlocksPerStage, nameof(BlocksPerStage)); NotEmpty(StageWidths, nameof(StageWidths));
+        NotEmpty(Activations, nameof(Activations)); NotEmpty(Residual, nameof(Residual));
+        if (BlocksPerStage.Any(b => b < 1)) throw new ArgumentOutOfRangeException(nameof(BlocksPerStage), $"{nameof(BlocksPerStage)} must each be at least 1.");
+        if (StageWidths.Any(w => w is null || w.Length == 0 || w.Any(c => c < 1)))
+            throw new ArgumentException($"Each of {nameof(StageWidths)} needs at least one stage, each at least 1 channel wide.", nameof(StageWidths));
+        if (Activations.Any(a => !Enum.IsDefined(a))) throw new ArgumentOutOfRangeException(nameof(Activations), $"{nameof(Activations)} holds a value that is not an activation.");
+        if (!(LearningRates.Minimum > 0 && LearningRates.Minimum <= LearningRates.Maximum && float.IsFinite(LearningRates.Maximum)))
+            throw new ArgumentOutOfRangeException(nameof(LearningRates), LearningRates, $"{nameof(LearningRates)} must be a positive, finite range (minimum ≤ maximum).");
+    }
+
+    /// <summary>Trial <paramref name="index"/>: the base options with one draw of each choice, checked as any options are.</summary>
+    internal ModelCandidate Sample(Random random, int index, Func<MLContext, IEstimator<ITransformer>> featurizer, ImageClassificationOptions baseOptions)
+    {
+        T Pick<T>(T[] values) => values[random.Next(values.Length)];
+        var o = baseOptions.Clone();
+        o.BlocksPerStage = Pick(BlocksPerStage); o.StageWidths = [.. Pick(StageWidths)]; o.Activation = Pick(Activations); o.Residual = Pick(Residual);
+        o.LearningRate = (float)Math.Exp(Math.Log(LearningRates.Minimum) + random.NextDouble() * (Math.Log(LearningRates.Maximum) - Math.Log(LearningRates.Minimum)));
+        if (!o.Residual) o.ZeroInitResidual = false; // a plain network has no residual branch to zero
+        int depth = 2 * o.BlocksPerStage * o.StageWidths.Length + 2;
+        string settings = string.Create(CultureInfo.InvariantCulture,
+            $"{(o.Residual ? "ResNet" : "plain")}-{depth} {string.Join("/", o.StageWidths)}, {o.Activation}, lr {o.LearningRate:0.####}");
+        var candidate = ModelCandidate.Create($"search {index + 1}: {settings}", featurizer, o);
+        candidate.Description = settings;
+        return candidate;
+    }
+}
+
+/// <summary>
 /// Successive halving on a train/validation split: draw the trials, train them all on a share of the training
 /// rows, keep the best 1/η by the validation metric, train those again on η times the rows, and so on until the
 /// last round trains on every row. Each round gets an equal share of the time left; within a round each trial gets

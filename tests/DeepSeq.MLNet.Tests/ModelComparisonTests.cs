@@ -298,6 +298,34 @@ public sealed class ModelComparisonTests
     }
 
     [TestMethod]
+    public void TheImageSearchDrawsDepthWidthAndActivationAndRepeatsForASeed()
+    {
+        ModelComparisonResult Search()
+        {
+            var ml = new MLContext(seed: 1);
+            var train = ml.Data.LoadFromEnumerable(Pictures(160, 1));
+            var valid = ml.Data.LoadFromEnumerable(Pictures(80, 2));
+            var space = new ImageSearchSpace { BlocksPerStage = [1, 2], StageWidths = [[2], [4]], Activations = [ImageActivation.Relu, ImageActivation.Elu], Residual = [true, false] };
+            var baseOptions = new ImageClassificationOptions { FeatureColumnName = "Pixels", Epochs = 4, BatchSize = 16, Flip = false, CropPadding = 0, Seed = 1, NumberOfThreads = 1 };
+            return ml.DeepSeq().SearchImageModels(space, c => c.Transforms.Conversion.MapValueToKey("Label"), baseOptions, train, valid,
+                search: new ModelSearchOptions { Trials = 4, ReductionFactor = 2 });
+        }
+        var first = Search();
+        Assert.HasCount(4, first.Leaderboard);
+        var finalist = first.Leaderboard[0];
+        Assert.AreEqual(CandidateStatus.Completed, finalist.Status, finalist.Reason);
+        Assert.IsGreaterThan(0.8, finalist.Metric, finalist.Name);
+        Assert.AreEqual(3, first.Leaderboard.Count(e => e.Status == CandidateStatus.Eliminated));
+        // Every trial names what it drew: network kind and depth (2 × blocks + 2 with one stage), width, activation, learning rate.
+        foreach (var e in first.Leaderboard)
+            StringAssert.Matches(e.Description, new System.Text.RegularExpressions.Regex(@"^(ResNet|plain)-(4|6) (2|4), (Relu|Elu), lr 0\.\d+$"), e.Name);
+
+        var second = Search();
+        CollectionAssert.AreEqual(first.Leaderboard.Select(e => $"{e.Name} {e.Status} {e.Metric:R}").ToArray(),
+            second.Leaderboard.Select(e => $"{e.Name} {e.Status} {e.Metric:R}").ToArray());
+    }
+
+    [TestMethod]
     public void BadSettingsAreRefusedByName()
     {
         var (ml, train, valid) = Data();
@@ -312,6 +340,11 @@ public sealed class ModelComparisonTests
         Assert.ThrowsExactly<ArgumentException>(() => catalog.CompareModels([Guesser(ml)], train, numberOfFolds: 3));
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => catalog.SearchModels((_, _) => Perceptron(), train, valid, search: new() { ReductionFactor = 1 }));
         Assert.ThrowsExactly<ArgumentException>(() => catalog.SearchSequenceModels(new SequenceSearchSpace { Cells = [] }, TestData.Tokenizer, TestData.SmallBinary(), train, valid));
+        var key = (Func<MLContext, IEstimator<ITransformer>>)(c => c.Transforms.Conversion.MapValueToKey("Label"));
+        Assert.ThrowsExactly<ArgumentException>(() => catalog.SearchImageModels(new ImageSearchSpace { Activations = [] }, key, new ImageClassificationOptions(), train, valid));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => catalog.SearchImageModels(new ImageSearchSpace { BlocksPerStage = [0] }, key, new ImageClassificationOptions(), train, valid));
+        var binary = Assert.ThrowsExactly<ArgumentException>(() => catalog.SearchImageModels(new ImageSearchSpace(), key, new ImageClassificationOptions(), train, valid, new ModelComparisonOptions()));
+        StringAssert.Contains(binary.Message, "multiclass");
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ModelCandidate.NaiveBayesLogisticRegression("NB-LR", ngramLength: 0));
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ModelCandidate.NaiveBayesLogisticRegression("NB-LR", l2Penalties: []));
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ModelCandidate.NaiveBayesLogisticRegression("NB-LR", l2Penalties: [float.NaN]));
