@@ -191,9 +191,11 @@ static class App
         int n = Math.Min(o.BatchSize, train.Count);
         var logits = new float[n * 10];
         var images = train.Pixels.AsSpan(0, n * train.ImageSize);
-        // Two warm-up steps (first-touch of the workspace, thread start), then the median of six: the mean of three
-        // early steps over-estimated a ResNet-20 epoch by a fifth (5.7 min predicted, 4.7 measured), costing an epoch.
-        for (int i = 0; i < 2; i++) { probe.Forward(logits, images, n, training: true); probe.Backward(logits); }
+        // Warm up for 8 s (first touch of the workspace, thread start, and the JIT's move from quick code to optimised
+        // code, which takes a few seconds of calls), then the median of six: three early steps over-estimated a
+        // ResNet-20 step by a third (0.64 s timed after two warm-up steps, 0.49 s in training), costing an epoch.
+        var warmUp = Stopwatch.StartNew();
+        while (warmUp.Elapsed.TotalSeconds < 8) { probe.Forward(logits, images, n, training: true); probe.Backward(logits); }
         var times = new double[6];
         for (int i = 0; i < times.Length; i++)
         {

@@ -92,9 +92,7 @@ public sealed partial class DeepSeqCatalog
     public ModelComparisonResult SearchSequenceModels(SequenceSearchSpace space, Func<MLContext, IEstimator<ITransformer>> featurizer, SequenceOptions baseOptions,
         IDataView trainData, IDataView validationData, ModelComparisonOptions? options = null, ModelSearchOptions? search = null)
     {
-        ArgumentNullException.ThrowIfNull(space);
-        ArgumentNullException.ThrowIfNull(featurizer);
-        ArgumentNullException.ThrowIfNull(baseOptions);
+        NotNull(space, featurizer, baseOptions);
         space.Validate();
         baseOptions.Validate();
         return SearchModels((random, index) => space.Sample(random, index, featurizer, baseOptions), trainData, validationData, options, search);
@@ -109,15 +107,20 @@ public sealed partial class DeepSeqCatalog
     public ModelComparisonResult SearchImageModels(ImageSearchSpace space, Func<MLContext, IEstimator<ITransformer>> featurizer, ImageClassificationOptions baseOptions,
         IDataView trainData, IDataView validationData, ModelComparisonOptions? options = null, ModelSearchOptions? search = null)
     {
-        ArgumentNullException.ThrowIfNull(space);
-        ArgumentNullException.ThrowIfNull(featurizer);
-        ArgumentNullException.ThrowIfNull(baseOptions);
+        NotNull(space, featurizer, baseOptions);
         space.Validate();
         baseOptions.Validate();
         options ??= new ModelComparisonOptions { Task = SequenceTaskKind.MulticlassClassification, Metric = ComparisonMetric.MicroAccuracy };
         if (options.Task != SequenceTaskKind.MulticlassClassification)
             throw new ArgumentException($"An image search ranks multiclass classifiers: set {nameof(ModelComparisonOptions.Task)} = {SequenceTaskKind.MulticlassClassification} and a multiclass {nameof(ModelComparisonOptions.Metric)}.", nameof(options));
         return SearchModels((random, index) => space.Sample(random, index, featurizer, baseOptions), trainData, validationData, options, search);
+    }
+
+    static void NotNull(object space, object featurizer, object baseOptions)
+    {
+        ArgumentNullException.ThrowIfNull(space);
+        ArgumentNullException.ThrowIfNull(featurizer);
+        ArgumentNullException.ThrowIfNull(baseOptions);
     }
 
     static ModelComparisonOptions Checked(ModelComparisonOptions? options)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
+using static DeepSeq.MLNet.SearchDraw;
 
 namespace DeepSeq.MLNet;
 
@@ -66,24 +67,18 @@ public sealed class SequenceSearchSpace
 
     internal void Validate()
     {
-        static void NotEmpty<T>(T[] values, string name)
-        {
-            if (values is null || values.Length == 0) throw new ArgumentException($"{name} needs at least one value.", name);
-        }
         NotEmpty(Cells, nameof(Cells)); NotEmpty(Bidirectional, nameof(Bidirectional)); NotEmpty(HiddenSizes, nameof(HiddenSizes));
         NotEmpty(Layers, nameof(Layers)); NotEmpty(Poolings, nameof(Poolings)); NotEmpty(Dropouts, nameof(Dropouts));
-        if (!(LearningRates.Minimum > 0 && LearningRates.Minimum <= LearningRates.Maximum && float.IsFinite(LearningRates.Maximum)))
-            throw new ArgumentOutOfRangeException(nameof(LearningRates), LearningRates, $"{nameof(LearningRates)} must be a positive, finite range (minimum ≤ maximum).");
+        CheckRange(LearningRates, nameof(LearningRates));
     }
 
     /// <summary>Trial <paramref name="index"/>: the base options with one draw of each choice, checked as any options are.</summary>
     internal ModelCandidate Sample(Random random, int index, Func<MLContext, IEstimator<ITransformer>> featurizer, SequenceOptions baseOptions)
     {
-        T Pick<T>(T[] values) => values[random.Next(values.Length)];
         var o = baseOptions.Clone();
-        o.Cell = Pick(Cells); o.Bidirectional = Pick(Bidirectional); o.HiddenSize = Pick(HiddenSizes); o.Layers = Pick(Layers);
-        o.Pooling = Pick(Poolings); o.Dropout = Pick(Dropouts);
-        o.LearningRate = (float)Math.Exp(Math.Log(LearningRates.Minimum) + random.NextDouble() * (Math.Log(LearningRates.Maximum) - Math.Log(LearningRates.Minimum)));
+        o.Cell = Pick(random, Cells); o.Bidirectional = Pick(random, Bidirectional); o.HiddenSize = Pick(random, HiddenSizes); o.Layers = Pick(random, Layers);
+        o.Pooling = Pick(random, Poolings); o.Dropout = Pick(random, Dropouts);
+        o.LearningRate = LogUniform(random, LearningRates);
         // Settings of one cell, pooling or direction do not carry over to another.
         if (o.Cell is not (SequenceCell.Lstm or SequenceCell.PeepholeLstm)) o.UnitForgetBias = null;
         if (o.Cell != SequenceCell.Rnn) o.RnnActivation = null;
@@ -119,27 +114,21 @@ public sealed class ImageSearchSpace
 
     internal void Validate()
     {
-        static void NotEmpty<T>(T[] values, string name)
-        {
-            if (values is null || values.Length == 0) throw new ArgumentException($"{name} needs at least one value.", name);
-        }
         NotEmpty(BlocksPerStage, nameof(BlocksPerStage)); NotEmpty(StageWidths, nameof(StageWidths));
         NotEmpty(Activations, nameof(Activations)); NotEmpty(Residual, nameof(Residual));
         if (BlocksPerStage.Any(b => b < 1)) throw new ArgumentOutOfRangeException(nameof(BlocksPerStage), $"{nameof(BlocksPerStage)} must each be at least 1.");
         if (StageWidths.Any(w => w is null || w.Length == 0 || w.Any(c => c < 1)))
             throw new ArgumentException($"Each of {nameof(StageWidths)} needs at least one stage, each at least 1 channel wide.", nameof(StageWidths));
         if (Activations.Any(a => !Enum.IsDefined(a))) throw new ArgumentOutOfRangeException(nameof(Activations), $"{nameof(Activations)} holds a value that is not an activation.");
-        if (!(LearningRates.Minimum > 0 && LearningRates.Minimum <= LearningRates.Maximum && float.IsFinite(LearningRates.Maximum)))
-            throw new ArgumentOutOfRangeException(nameof(LearningRates), LearningRates, $"{nameof(LearningRates)} must be a positive, finite range (minimum ≤ maximum).");
+        CheckRange(LearningRates, nameof(LearningRates));
     }
 
     /// <summary>Trial <paramref name="index"/>: the base options with one draw of each choice, checked as any options are.</summary>
     internal ModelCandidate Sample(Random random, int index, Func<MLContext, IEstimator<ITransformer>> featurizer, ImageClassificationOptions baseOptions)
     {
-        T Pick<T>(T[] values) => values[random.Next(values.Length)];
         var o = baseOptions.Clone();
-        o.BlocksPerStage = Pick(BlocksPerStage); o.StageWidths = [.. Pick(StageWidths)]; o.Activation = Pick(Activations); o.Residual = Pick(Residual);
-        o.LearningRate = (float)Math.Exp(Math.Log(LearningRates.Minimum) + random.NextDouble() * (Math.Log(LearningRates.Maximum) - Math.Log(LearningRates.Minimum)));
+        o.BlocksPerStage = Pick(random, BlocksPerStage); o.StageWidths = [.. Pick(random, StageWidths)]; o.Activation = Pick(random, Activations); o.Residual = Pick(random, Residual);
+        o.LearningRate = LogUniform(random, LearningRates);
         if (!o.Residual) o.ZeroInitResidual = false; // a plain network has no residual branch to zero
         int depth = 2 * o.BlocksPerStage * o.StageWidths.Length + 2;
         string settings = string.Create(CultureInfo.InvariantCulture,
@@ -148,6 +137,27 @@ public sealed class ImageSearchSpace
         candidate.Description = settings;
         return candidate;
     }
+}
+
+/// <summary>The rules and draws the search spaces share.</summary>
+static class SearchDraw
+{
+    public static void NotEmpty<T>(T[] values, string name)
+    {
+        if (values is null || values.Length == 0) throw new ArgumentException($"{name} needs at least one value.", name);
+    }
+
+    public static void CheckRange((float Minimum, float Maximum) range, string name)
+    {
+        if (!(range.Minimum > 0 && range.Minimum <= range.Maximum && float.IsFinite(range.Maximum)))
+            throw new ArgumentOutOfRangeException(name, range, $"{name} must be a positive, finite range (minimum ≤ maximum).");
+    }
+
+    public static T Pick<T>(Random random, T[] values) => values[random.Next(values.Length)];
+
+    /// <summary>Log-uniform in the range: as likely to land in [0.001, 0.002] as in [0.002, 0.004].</summary>
+    public static float LogUniform(Random random, (float Minimum, float Maximum) range) =>
+        (float)Math.Exp(Math.Log(range.Minimum) + random.NextDouble() * (Math.Log(range.Maximum) - Math.Log(range.Minimum)));
 }
 
 /// <summary>

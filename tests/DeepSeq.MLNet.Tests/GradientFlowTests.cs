@@ -28,7 +28,7 @@ public sealed class GradientFlowTests
         var layers = flow.Samples[0].Layers;
         CollectionAssert.AreEqual(new[] { "recurrent.layers.0.forward", "recurrent.layers.0.reverse" }, layers.Select(l => l.Name).ToArray(), "a bidirectional layer records both directions");
         Assert.IsTrue(layers.All(l => l.GradientNorm.Count > 0 && l.GradientNorm.Count == l.Gain.Count && double.IsFinite(l.Eta) && l.JacobianProduct[0] == 1));
-        Assert.IsTrue(flow.LargestGradientNorm >= flow.Samples.Max(s => s.GradientNorm));
+        Assert.IsGreaterThanOrEqualTo(flow.Samples.Max(s => s.GradientNorm), flow.LargestGradientNorm);
         var messages = log();
         Assert.IsTrue(messages.Any(m => m.Contains("Gradient flow at the start") && m.Contains("η")), string.Join("\n", messages));
         Assert.IsTrue(messages.Any(m => m.Contains("Largest gradient norm")));
