@@ -30,13 +30,33 @@ static class ImdbCases
     /// <summary>One training step on 64 sequences of 200 tokens (all of length 200: no padding on either side).</summary>
     public static BenchCase TrainStep(BenchContext ctx)
     {
+        var (ids, targets) = TrainData();
+        var ours = DeepSeqTrainStep(ids, targets);
+        var (theirs, resources) = TorchTrainStep(ids, targets);
+        // Forward + backward of the BiLSTM (dX included: the embedding needs it) = 3 × the forward GEMMs.
+        return new BenchCase(TrainStepName, 3 * FlopsPerToken * Steps * Batch,
+            "3 × 2·T·B·2·4H·(E+H): BiLSTM forward + backward (dX, dW_ih, dh, dW_hh) GEMMs; embedding, pooling, head, clipping, Adam not counted",
+            ours, theirs, ctx.Settings(quickRepetitions: 2), ctx.Threads, resources: resources);
+    }
+
+    /// <summary>The training step's batch: token ids (T, B), 1 … 20,000 by frequency rank, and targets 0, 1, 0, 1 …</summary>
+    public static (int[] Ids, float[] Targets) TrainData()
+    {
         var rng = new Random(4);
         var text = new SyntheticReviews();
-        var ids = new int[Steps * Batch]; // (T, B), ids 1 … 20,000 by frequency rank
+        var ids = new int[Steps * Batch];
         for (int i = 0; i < ids.Length; i++) ids[i] = text.Rank(rng) + 1;
         var targets = new float[Batch];
         for (int b = 0; b < Batch; b++) targets[b] = b % 2;
+        return (ids, targets);
+    }
 
+    /// <summary>
+    /// DeepSeq's model, optimizer and batch built from <see cref="TrainData"/>, and one training step on them.
+    /// Touches no TorchSharp type, so that the DeepSeq-only memory run never loads libtorch.
+    /// </summary>
+    public static Action DeepSeqTrainStep(int[] ids, float[] targets)
+    {
         var model = new SequenceModel(new SequenceModelConfig
         {
             VocabularySize = Vocabulary, EmbeddingSize = Embedding, HiddenSize = Hidden, Bidirectional = true,
@@ -54,7 +74,7 @@ static class ImdbCases
             batch.SetTokens(b, row);
         }
         var logits = new float[Batch]; var dLogits = new float[Batch];
-        Action ours = () =>
+        return () =>
         {
             // What SequenceTrainer does per batch.
             model.Forward(logits, batch, training: true);
@@ -64,7 +84,11 @@ static class ImdbCases
             GradientClipper.ClipByGlobalNorm(parameters, 1f);
             adam.Step();
         };
+    }
 
+    /// <summary>TorchSharp's model, optimizer and tensors built from <see cref="TrainData"/>, one training step on them, and what to dispose.</summary>
+    public static (Action Step, IDisposable Resources) TorchTrainStep(int[] ids, float[] targets)
+    {
         var net = new ImdbTorchNet(Vocabulary, Embedding, Hidden) { Pack = false };
         net.train();
         var tokens = torch.tensor(ids.Select(i => (long)i).ToArray(), [Steps, Batch]);
@@ -72,7 +96,7 @@ static class ImdbCases
         var tTargets = torch.tensor(targets);
         var tParameters = net.parameters().ToList();
         var optimizer = torch.optim.Adam(tParameters, 2e-3);
-        Action theirs = () =>
+        Action step = () =>
         {
             using var scope = torch.NewDisposeScope();
             optimizer.zero_grad();
@@ -81,10 +105,7 @@ static class ImdbCases
             nn.utils.clip_grad_norm_(tParameters, 1.0);
             optimizer.step();
         };
-        // Forward + backward of the BiLSTM (dX included: the embedding needs it) = 3 × the forward GEMMs.
-        return new BenchCase(TrainStepName, 3 * FlopsPerToken * Steps * Batch,
-            "3 × 2·T·B·2·4H·(E+H): BiLSTM forward + backward (dX, dW_ih, dh, dW_hh) GEMMs; embedding, pooling, head, clipping, Adam not counted",
-            ours, theirs, ctx.Settings(quickRepetitions: 2), ctx.Threads, resources: new Cases.Disposables(tokens, lengths, tTargets, net));
+        return (step, new Cases.Disposables(tokens, lengths, tTargets, net));
     }
 
     public sealed class ReviewRow
