@@ -9,7 +9,8 @@
 //   1. every case, DeepSeq and TorchSharp alternately, with GOMP_SPINCOUNT=20000 (torch's threads sleep soon);
 //   2. every case again with libtorch's default OpenMP settings (GOMP_SPINCOUNT and OMP_WAIT_POLICY unset);
 //   3. the LSTM training step, DeepSeq alone, on each vector path (DOTNET_EnableAVX512=0, DOTNET_EnableAVX2=0,
-//      DOTNET_EnableHWIntrinsic=0 and the default), each reporting which vector widths were accelerated.
+//      DOTNET_EnableHWIntrinsic=0 and the default), each reporting which vector widths were accelerated;
+//   4. a short IMDB training, DeepSeq alone then TorchSharp alone, each reporting its process's peak resident set.
 // It then prints one table with both TorchSharp settings side by side.
 using DeepSeq.Bench;
 
@@ -19,12 +20,14 @@ if (options.List)
 {
     foreach (var c in Cases.All()) Console.WriteLine(c.Name);
     Console.WriteLine(Runs.PathCaseName(options.Quick));
+    Console.WriteLine(Runs.MemoryCaseName(options.Quick));
     return 0;
 }
 return options.Child switch
 {
     null => Runs.Parent(options),
     "path" => Runs.PathChild(options),
+    "memory-deepseq" or "memory-torch" => Runs.MemoryChild(options),
     _ => Runs.TorchChild(options),
 };
 

@@ -13,6 +13,9 @@ static class Report
 
     static string Ratio(double torch, double ours) => double.IsNaN(torch) || double.IsNaN(ours) ? "—" : (torch / ours).ToString("F2", CultureInfo.InvariantCulture) + "x";
 
+    /// <summary>Bytes in MB (2²⁰ bytes), one decimal.</summary>
+    public static string Mb(long bytes) => (bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture);
+
     static string Num(double x, string format) => double.IsNaN(x) || double.IsInfinity(x) ? "—" : x.ToString(format, CultureInfo.InvariantCulture);
 
     static CaseResult? Find(List<CaseResult>? run, string name) => run?.FirstOrDefault(r => r.Name == name);
@@ -21,7 +24,8 @@ static class Report
     static double Peak(List<PeakResult> peaks, int threads) =>
         peaks.FirstOrDefault(p => p.WidthBits == FmaPeak.WidthInUse && p.Threads == threads)?.Gflops ?? double.NaN;
 
-    public static void Print(BenchOptions o, List<PeakResult> peaks, List<string> names, List<CaseResult>? spin, List<CaseResult>? byDefault, List<PathResult> paths)
+    public static void Print(BenchOptions o, List<PeakResult> peaks, List<string> names, List<CaseResult>? spin, List<CaseResult>? byDefault, List<PathResult> paths,
+        List<MemoryResult> memory)
     {
         const int w = 54;
         if (names.Count > 0)
@@ -64,13 +68,40 @@ static class Report
                 if (p.Error is not null) Console.WriteLine($"{"",4}failed: {p.Error}");
             }
         }
+        if (memory.Count > 0)
+        {
+            if (names.Count > 0 || paths.Count > 0) Console.WriteLine();
+            var m = memory[0];
+            Console.WriteLine($"{Runs.MemoryCaseName(o.Quick)}, after {m.WarmupSteps} warm-up, each library alone in its own process on {m.Threads} threads.");
+            Console.WriteLine("Resident set in MB (2^20 bytes): right before the model is built (runtime and library loaded), the process's peak, and the");
+            Console.WriteLine("peak above that baseline; managed heap: live after the steps, and allocated per step after warm-up (all threads).");
+            Console.WriteLine($"{"library",-11} {"baseline",9} {"peak",9} {"above",9} {"after",9} {"live",9} {"bytes/step",11} {"GCs",5}");
+            foreach (var r in memory)
+            {
+                if (r.Error is not null) { Console.WriteLine($"{r.Library,-11} failed: {r.Error}"); continue; }
+                Console.WriteLine($"{r.Library,-11} {Mb(r.BaselineBytes),9} {Mb(r.PeakBytes),9} {Mb(r.PeakBytes - r.BaselineBytes),9} {Mb(r.FinalBytes),9} " +
+                    $"{Mb(r.ManagedLiveBytes),9} {Num(r.AllocatedPerStep, "F0"),11} {r.Collections,5}");
+            }
+            var (ours, theirs) = MemorySides(memory);
+            Console.WriteLine($"x = TorchSharp / DeepSeq (above 1: DeepSeq uses less): peak {Ratio(Bytes(theirs, r => r.PeakBytes), Bytes(ours, r => r.PeakBytes))}, " +
+                $"above baseline {Ratio(Bytes(theirs, r => r.PeakBytes - r.BaselineBytes), Bytes(ours, r => r.PeakBytes - r.BaselineBytes))} ({memory[0].Source})");
+            if (ours is { TorchLoaded: true })
+                Console.WriteLine($"{"",4}warning: TorchSharp was loaded in DeepSeq's process, whose figures then include it");
+        }
     }
+
+    // The two sides of the memory case; null for a side that failed.
+    static (MemoryResult? Ours, MemoryResult? Theirs) MemorySides(List<MemoryResult> memory) =>
+        (memory.FirstOrDefault(r => r.Library == "DeepSeq" && r.Error is null), memory.FirstOrDefault(r => r.Library == "TorchSharp" && r.Error is null));
+
+    static double Bytes(MemoryResult? r, Func<MemoryResult, long> figure) => r is null ? double.NaN : figure(r);
 
     static string Yes(bool b) => b ? "yes" : "no";
 
     static object? Round(double x, int digits) => double.IsNaN(x) || double.IsInfinity(x) ? null : Math.Round(x, digits);
 
-    public static string Json(BenchOptions o, List<PeakResult> peaks, List<string> names, List<CaseResult>? spin, List<CaseResult>? byDefault, List<PathResult> paths)
+    public static string Json(BenchOptions o, List<PeakResult> peaks, List<string> names, List<CaseResult>? spin, List<CaseResult>? byDefault, List<PathResult> paths,
+        List<MemoryResult> memory)
     {
         var cases = new List<Dictionary<string, object?>>();
         foreach (var name in names)
@@ -137,7 +168,41 @@ static class Report
                 ["deepseq_ms"] = Round(p.Ms, 4), ["gflops"] = Round(p.Flops / (p.Ms * 1e6), 2),
                 ["peak_share"] = Round(p.Flops / (p.Ms * 1e6) / p.PeakGflops, 3), ["error"] = p.Error,
             }).ToList(),
+            ["memory"] = memory.Count == 0 ? null : MemoryJson(o, memory),
         };
         return JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+    }
+
+    static Dictionary<string, object?> MemoryJson(BenchOptions o, List<MemoryResult> memory)
+    {
+        static double Mib(long bytes) => Math.Round(bytes / 1048576.0, 1);
+        var (ours, theirs) = MemorySides(memory);
+        var json = new Dictionary<string, object?>
+        {
+            ["case"] = Runs.MemoryCaseName(o.Quick),
+            ["threads"] = memory[0].Threads,
+            ["warmup_steps"] = memory[0].WarmupSteps,
+            ["steps"] = memory[0].Steps,
+            ["unit"] = "MB = 2^20 bytes",
+            ["torch_openmp"] = "libgomp defaults",
+            // Above 1: DeepSeq uses less.
+            ["peak_ratio"] = Round(Bytes(theirs, r => r.PeakBytes) / Bytes(ours, r => r.PeakBytes), 3),
+            ["above_baseline_ratio"] = Round(Bytes(theirs, r => r.PeakBytes - r.BaselineBytes) / Bytes(ours, r => r.PeakBytes - r.BaselineBytes), 3),
+        };
+        foreach (var r in memory)
+            json[r.Library.ToLowerInvariant()] = new Dictionary<string, object?>
+            {
+                ["source"] = r.Source,
+                ["baseline_mb"] = Mib(r.BaselineBytes),
+                ["peak_mb"] = Mib(r.PeakBytes),
+                ["above_baseline_mb"] = Mib(r.PeakBytes - r.BaselineBytes),
+                ["after_steps_mb"] = Mib(r.FinalBytes),
+                ["managed_live_mb"] = Mib(r.ManagedLiveBytes),
+                ["managed_bytes_allocated_per_step"] = Round(r.AllocatedPerStep, 0),
+                ["gc_collections_during_steps"] = r.Collections,
+                ["torch_loaded"] = r.TorchLoaded,
+                ["error"] = r.Error,
+            };
+        return json;
     }
 }

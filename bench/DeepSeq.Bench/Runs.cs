@@ -27,24 +27,35 @@ static class Runs
     static int PathSteps(bool quick) => quick ? 10 : 100;
     public static string PathCaseName(bool quick) => $"paths: {Cases.RecurrentName(new RecurrentCellSpec(RecurrentCellKind.Lstm), PathInput, PathHidden, PathBatch, PathSteps(quick), false, true)}";
 
+    // The memory case: a short IMDB training (the training-step case's model and batch), each library alone in
+    // its own process, so that neither's allocations or loaded libraries count against the other.
+    static int MemoryWarmupSteps(bool quick) => quick ? 1 : 3;
+    static int MemorySteps(bool quick) => quick ? 10 : 50;
+    public static string MemoryCaseName(bool quick) =>
+        $"IMDB peak memory, {MemorySteps(quick)} training steps V{ImdbCases.Vocabulary} E{ImdbCases.Embedding} BiLSTM H{ImdbCases.Hidden} B{ImdbCases.Batch} T{ImdbCases.Steps}";
+    static readonly (string Child, string Library)[] MemorySides = [("memory-deepseq", "DeepSeq"), ("memory-torch", "TorchSharp")];
+
     static readonly JsonSerializerOptions Exchange = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public static int Parent(BenchOptions o)
     {
         var specs = Cases.All().Where(c => o.Selects(c.Name)).ToList();
-        bool paths = o.Selects(PathCaseName(o.Quick));
-        if (specs.Count == 0 && !paths) { Console.Error.WriteLine("No case matches --cases; see --list."); return 2; }
+        bool paths = o.Selects(PathCaseName(o.Quick)), memoryCase = o.Selects(MemoryCaseName(o.Quick));
+        if (specs.Count == 0 && !paths && !memoryCase) { Console.Error.WriteLine("No case matches --cases; see --list."); return 2; }
 
         Console.WriteLine($"DeepSeq.Bench{(o.Quick ? " --quick (few iterations: a check that every case runs, not figures to quote)" : "")}");
         Console.WriteLine($"{RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}, {Environment.ProcessorCount} processors; threads: {o.Threads}");
         Console.WriteLine($"Accelerated here: {Accelerated()}; multiply-add: {FmaPeak.Arithmetic}");
         var peaks = new List<PeakResult>();
-        var threadCounts = new[] { 1, 2, o.Threads }.Distinct().Order().ToArray();
-        foreach (int width in FmaPeak.Widths())
-            foreach (int t in threadCounts)
-                peaks.Add(new PeakResult(width, FmaPeak.Arithmetic, t, FmaPeak.GigaFlops(width, t, o.Quick ? 2 : 3)));
-        Console.WriteLine("Peak, float32 multiply-add, GFLOP/s: " + string.Join("; ", FmaPeak.Widths().Select(w =>
-            $"{WidthName(w)} " + string.Join(", ", peaks.Where(p => p.WidthBits == w).Select(p => $"{p.Gflops:F1} on {p.Threads}")))));
+        if (specs.Count > 0 || paths) // the memory case alone does not use them
+        {
+            var threadCounts = new[] { 1, 2, o.Threads }.Distinct().Order().ToArray();
+            foreach (int width in FmaPeak.Widths())
+                foreach (int t in threadCounts)
+                    peaks.Add(new PeakResult(width, FmaPeak.Arithmetic, t, FmaPeak.GigaFlops(width, t, o.Quick ? 2 : 3)));
+            Console.WriteLine("Peak, float32 multiply-add, GFLOP/s: " + string.Join("; ", FmaPeak.Widths().Select(w =>
+                $"{WidthName(w)} " + string.Join(", ", peaks.Where(p => p.WidthBits == w).Select(p => $"{p.Gflops:F1} on {p.Threads}")))));
+        }
         Console.WriteLine();
 
         List<CaseResult>? spin = null, byDefault = null;
@@ -74,11 +85,22 @@ static class Runs
             }
             Console.WriteLine();
         }
+        var memory = new List<MemoryResult>();
+        if (memoryCase)
+        {
+            Console.WriteLine($"{MemoryCaseName(o.Quick)}: each library alone in its own process, torch with its default OpenMP settings");
+            // Here rather than in the TorchSharp child, which would otherwise read the library into its own heap.
+            LibTorchSharpFix.Apply();
+            foreach (var (child, library) in MemorySides)
+                memory.Add(Child<MemoryResult>(o, child, env => { foreach (var v in OpenMpVariables) env.Remove(v); })
+                    ?? new MemoryResult(library, o.Threads, MemoryWarmupSteps(o.Quick), MemorySteps(o.Quick), "", 0, 0, 0, 0, double.NaN, 0, false, "the child run failed"));
+            Console.WriteLine();
+        }
 
-        Report.Print(o, peaks, specs.Select(s => s.Name).ToList(), spin, byDefault, pathResults);
+        Report.Print(o, peaks, specs.Select(s => s.Name).ToList(), spin, byDefault, pathResults, memory);
         if (o.Json is not null)
         {
-            File.WriteAllText(o.Json, Report.Json(o, peaks, specs.Select(s => s.Name).ToList(), spin, byDefault, pathResults));
+            File.WriteAllText(o.Json, Report.Json(o, peaks, specs.Select(s => s.Name).ToList(), spin, byDefault, pathResults, memory));
             Console.WriteLine($"\nWrote {o.Json}");
         }
         return 0;
@@ -187,5 +209,66 @@ static class Runs
         }
         File.WriteAllText(o.Out!, JsonSerializer.Serialize(result, Exchange));
         return 0;
+    }
+
+    /// <summary>
+    /// A child run of one library alone: the resident set right before its IMDB model is built, then warm-up and
+    /// timed-length training steps, then the process's peak resident set and (per step) the managed allocations.
+    /// </summary>
+    public static int MemoryChild(BenchOptions o)
+    {
+        string library = MemorySides.Single(s => s.Child == o.Child).Library;
+        Console.Write($"  {library,-11} ");
+        MemoryResult result;
+        try
+        {
+            result = library == "DeepSeq" ? DeepSeqMemory(o) : TorchMemory(o);
+            Console.WriteLine($"baseline {Report.Mb(result.BaselineBytes)} MB, peak {Report.Mb(result.PeakBytes)} MB ({result.Source}), " +
+                $"managed {result.AllocatedPerStep:F0} bytes allocated per step");
+        }
+        catch (Exception e)
+        {
+            result = new MemoryResult(library, o.Threads, MemoryWarmupSteps(o.Quick), MemorySteps(o.Quick), "", 0, 0, 0, 0, double.NaN, 0,
+                ResidentSet.TorchLoaded(), Error(e));
+            Console.WriteLine($"failed: {Error(e)}");
+        }
+        File.WriteAllText(o.Out!, JsonSerializer.Serialize(result, Exchange));
+        return 0;
+    }
+
+    // Each side in a method of its own, so that the DeepSeq run's code refers to no TorchSharp type.
+    static MemoryResult DeepSeqMemory(BenchOptions o)
+    {
+        Gemm.MaxThreads = o.Threads;
+        var (ids, targets) = ImdbCases.TrainData();
+        return TrainForMemory(o, "DeepSeq", () => (ImdbCases.DeepSeqTrainStep(ids, targets), null));
+    }
+
+    static MemoryResult TorchMemory(BenchOptions o)
+    {
+        TorchSharp.torch.set_num_threads(o.Threads); // loads libtorch: part of the baseline
+        var (ids, targets) = ImdbCases.TrainData();
+        return TrainForMemory(o, "TorchSharp", () => ImdbCases.TorchTrainStep(ids, targets));
+    }
+
+    static MemoryResult TrainForMemory(BenchOptions o, string library, Func<(Action Step, IDisposable? Resources)> build)
+    {
+        int warmup = MemoryWarmupSteps(o.Quick), steps = MemorySteps(o.Quick);
+        long baseline = ResidentSet.Read().Current;
+        var (step, resources) = build();
+        try
+        {
+            for (int i = 0; i < warmup; i++) step();
+            long allocated = GC.GetTotalAllocatedBytes(precise: true);
+            int collections = GC.CollectionCount(0);
+            for (int i = 0; i < steps; i++) step();
+            allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+            collections = GC.CollectionCount(0) - collections; // a gen-1 or gen-2 collection counts in gen 0 too
+            var (final, peak, source) = ResidentSet.Read();
+            long live = GC.GetTotalMemory(forceFullCollection: true);
+            return new MemoryResult(library, o.Threads, warmup, steps, source, baseline, peak, final, live, (double)allocated / steps, collections,
+                ResidentSet.TorchLoaded(), null);
+        }
+        finally { resources?.Dispose(); }
     }
 }
