@@ -8,7 +8,7 @@
 // images drawn with the seed unless --train-rows says otherwise).
 //   dotnet run -c Release --project samples/ModelComparison                      the default run (--budget 22, then about 4 minutes of ensembles and test scoring)
 //   dotnet run -c Release --project samples/ModelComparison -- --budget 10 --json board.json
-//   dotnet run -c Release --project samples/ModelComparison -- --task images     (--budget 25)
+//   dotnet run -c Release --project samples/ModelComparison -- --task images     (--budget 30)
 // Options: --budget MINUTES (text: training and ranking, split 60/40 between the comparison and the search)  --task text|images
 //          --json PATH  --csv PATH  --chart PATH (PNG)  --model PATH (the winner, saved)  --seed N  --trials N (text)
 //          --train-rows N (use N training rows drawn with the seed; for text a quick check, not figures to quote)  --data DIR
