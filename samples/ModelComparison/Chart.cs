@@ -32,6 +32,7 @@ static class Chart
                 label.LabelOffsetX = 6;
             }
         }
+        plot.Axes.Margins(left: 0.05, right: 0.25, bottom: 0.1, top: 0.1); // room on the right for the last point's name
         plot.Title($"Validation {final.Metric} against training time");
         plot.XLabel("training time (minutes)");
         plot.YLabel($"validation {final.Metric}");
