@@ -58,8 +58,7 @@ public sealed class ProjectedEmbedding
             var table = tables[k] = new float[v * gh];
             Gemm.Multiply(false, true, v, gh, e, 1f, embedding.Table.Value.Data, e, cell.WeightIh.Value.Data, e, 0f, table, gh);
             var bias = new float[gh];
-            cell.BiasIh.Value.Data.CopyTo(bias, 0);
-            if (cell.RecurrentBiasInProjection) TensorPrimitives.Add(bias, cell.BiasHh.Value.Data, bias);
+            cell.InputBias(bias);
             for (int w = 0; w < v; w++)
             {
                 var row = table.AsSpan(w * gh, gh);

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Layers.Recurrent;
@@ -54,6 +55,13 @@ public abstract class RecurrentCell : Module
     internal virtual int CacheWidth => 0;
     // True when b_hh can be added together with b_ih to the input projection (false when a gate multiplies it).
     internal virtual bool RecurrentBiasInProjection => true;
+
+    /// <summary>The bias the input projection adds, (G·H): b_ih, plus b_hh where <see cref="RecurrentBiasInProjection"/>.</summary>
+    internal void InputBias(Span<float> bias)
+    {
+        BiasIh.Value.Data.CopyTo(bias);
+        if (RecurrentBiasInProjection) TensorPrimitives.Add(bias, BiasHh.Value.Data, bias);
+    }
     // True when the gradients of the input-side and the recurrent-side pre-activations differ (GRU).
     internal virtual bool SeparateRecurrentGradient => false;
 

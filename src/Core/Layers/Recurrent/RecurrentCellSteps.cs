@@ -70,8 +70,7 @@ public sealed class RecurrentCellSteps
         Cell.InputT.PackIfChanged(true, Cell.WeightIh.Value.Data, Cell.InputSize, Cell.WeightIh.Version);
         Cell.PackForForward();
         var bias = _bias.AsSpan(0, GH);
-        Cell.BiasIh.Value.Data.CopyTo(bias);
-        if (Cell.RecurrentBiasInProjection) TensorPrimitives.Add(bias, Cell.BiasHh.Value.Data, bias);
+        Cell.InputBias(bias);
     }
 
     /// <summary>

@@ -93,8 +93,7 @@ public sealed class RecurrentLayer
         Cell.InputT.PackIfChanged(true, Cell.WeightIh.Value.Data, I, Cell.WeightIh.Version);
         Gemm.Multiply(false, tb, 1f, xs, I, Cell.InputT, 0f, gates, GH);
         var bias = _bias.AsSpan(0, GH);
-        Cell.BiasIh.Value.Data.CopyTo(bias);
-        if (Cell.RecurrentBiasInProjection) TensorPrimitives.Add(bias, Cell.BiasHh.Value.Data, bias);
+        Cell.InputBias(bias);
         for (int r = 0; r < tb; r++) TensorPrimitives.Add(gates.Slice(r * GH, GH), bias, gates.Slice(r * GH, GH));
 
         Recur(y, hT, cT, h0, c0);
