@@ -14,7 +14,9 @@ static class Report
     static string Ratio(double torch, double ours) => double.IsNaN(torch) || double.IsNaN(ours) ? "—" : (torch / ours).ToString("F2", CultureInfo.InvariantCulture) + "x";
 
     /// <summary>Bytes in MB (2²⁰ bytes), one decimal.</summary>
-    public static string Mb(long bytes) => (bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture);
+    static double Megabytes(long bytes) => Math.Round(bytes / 1048576.0, 1);
+    /// <summary><see cref="Megabytes"/> as text.</summary>
+    public static string Mb(long bytes) => Megabytes(bytes).ToString("F1", CultureInfo.InvariantCulture);
 
     static string Num(double x, string format) => double.IsNaN(x) || double.IsInfinity(x) ? "—" : x.ToString(format, CultureInfo.InvariantCulture);
 
@@ -175,7 +177,6 @@ static class Report
 
     static Dictionary<string, object?> MemoryJson(BenchOptions o, List<MemoryResult> memory)
     {
-        static double Mib(long bytes) => Math.Round(bytes / 1048576.0, 1);
         var (ours, theirs) = MemorySides(memory);
         var json = new Dictionary<string, object?>
         {
@@ -193,11 +194,11 @@ static class Report
             json[r.Library.ToLowerInvariant()] = new Dictionary<string, object?>
             {
                 ["source"] = r.Source,
-                ["baseline_mb"] = Mib(r.BaselineBytes),
-                ["peak_mb"] = Mib(r.PeakBytes),
-                ["above_baseline_mb"] = Mib(r.PeakBytes - r.BaselineBytes),
-                ["after_steps_mb"] = Mib(r.FinalBytes),
-                ["managed_live_mb"] = Mib(r.ManagedLiveBytes),
+                ["baseline_mb"] = Megabytes(r.BaselineBytes),
+                ["peak_mb"] = Megabytes(r.PeakBytes),
+                ["above_baseline_mb"] = Megabytes(r.PeakBytes - r.BaselineBytes),
+                ["after_steps_mb"] = Megabytes(r.FinalBytes),
+                ["managed_live_mb"] = Megabytes(r.ManagedLiveBytes),
                 ["managed_bytes_allocated_per_step"] = Round(r.AllocatedPerStep, 0),
                 ["gc_collections_during_steps"] = r.Collections,
                 ["torch_loaded"] = r.TorchLoaded,

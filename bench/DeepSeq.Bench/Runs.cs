@@ -93,7 +93,7 @@ static class Runs
             LibTorchSharpFix.Apply();
             foreach (var (child, library) in MemorySides)
                 memory.Add(Child<MemoryResult>(o, child, env => { foreach (var v in OpenMpVariables) env.Remove(v); })
-                    ?? new MemoryResult(library, o.Threads, MemoryWarmupSteps(o.Quick), MemorySteps(o.Quick), "", 0, 0, 0, 0, double.NaN, 0, false, "the child run failed"));
+                    ?? FailedMemory(o, library, torchLoaded: false, "the child run failed"));
             Console.WriteLine();
         }
 
@@ -228,13 +228,15 @@ static class Runs
         }
         catch (Exception e)
         {
-            result = new MemoryResult(library, o.Threads, MemoryWarmupSteps(o.Quick), MemorySteps(o.Quick), "", 0, 0, 0, 0, double.NaN, 0,
-                ResidentSet.TorchLoaded(), Error(e));
+            result = FailedMemory(o, library, ResidentSet.TorchLoaded(), Error(e));
             Console.WriteLine($"failed: {Error(e)}");
         }
         File.WriteAllText(o.Out!, JsonSerializer.Serialize(result, Exchange));
         return 0;
     }
+
+    static MemoryResult FailedMemory(BenchOptions o, string library, bool torchLoaded, string error) =>
+        new(library, o.Threads, MemoryWarmupSteps(o.Quick), MemorySteps(o.Quick), "", 0, 0, 0, 0, double.NaN, 0, torchLoaded, error);
 
     // Each side in a method of its own, so that the DeepSeq run's code refers to no TorchSharp type.
     static MemoryResult DeepSeqMemory(BenchOptions o)

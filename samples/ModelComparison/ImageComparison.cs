@@ -86,7 +86,7 @@ static class ImageComparison
         Board.Show("Search: successive halving (validation micro-accuracy)", searched);
 
         // 3. Every model that completed on one board (multiclass: no ensembles).
-        var final = live.Run("Ranking", () => ml.DeepSeq().CompareModels(Board.Completed(compared, searched), train, valid, options.Clone(TimeSpan.Zero)));
+        var final = live.Run("Ranking", () => ml.DeepSeq().CompareModels(Board.Completed(compared, searched), train, valid, options.Clone(budget: null)));
         Board.Show("Leaderboard (validation micro-accuracy)", final);
 
         var best = final.Best ?? throw new InvalidOperationException("No model completed.");

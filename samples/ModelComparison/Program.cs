@@ -163,11 +163,11 @@ static class TextComparison
 /// <summary>The leaderboard as a table, and the files every task writes.</summary>
 static class Board
 {
-    /// <summary>The options with a new budget (at least 10 s; <see cref="TimeSpan.Zero"/> = none) and no ensembles.</summary>
-    public static ModelComparisonOptions Clone(this ModelComparisonOptions o, TimeSpan budget) => new()
+    /// <summary>The options with a new budget (at least 10 s; null = none) and no ensembles.</summary>
+    public static ModelComparisonOptions Clone(this ModelComparisonOptions o, TimeSpan? budget) => new()
     {
         LabelColumnName = o.LabelColumnName, Task = o.Task, Metric = o.Metric, EnsembleSize = 0, Seed = o.Seed, Progress = o.Progress,
-        TimeBudget = budget == TimeSpan.Zero ? null : budget > TimeSpan.FromSeconds(10) ? budget : TimeSpan.FromSeconds(10),
+        TimeBudget = budget is { } b && b < TimeSpan.FromSeconds(10) ? TimeSpan.FromSeconds(10) : budget,
     };
 
     /// <summary>Every model that completed in the phases, as trained candidates to rank together; the phases' notes stay on the board.</summary>
