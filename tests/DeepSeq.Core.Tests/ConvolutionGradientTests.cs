@@ -53,6 +53,57 @@ public sealed class ConvolutionGradientTests
     }
 
     [TestMethod]
+    [DataRow(3)]
+    [DataRow(5)]
+    public void DirectConvolutionMatchesTheDoubleReferenceForEveryChannelCount(int kernel)
+    {
+        // The stride-1 "same" convolution runs the direct kernels, whose strips are S = 2 vectors wide: channel counts
+        // that fill whole strips and leave tails, on both sides (input channels are dx's outputs).
+        int s = Kernels.ConvolutionKernels.Strip, n = 3, h = 5, w = 7, pad = kernel / 2;
+        int[] counts = [1, 3, s - 1, s, s + 1, 2 * s + 1, 3 * s + 1];
+        var rng = new Random(kernel);
+        foreach (int cin in counts.Distinct())
+            foreach (int f in counts.Distinct())
+            {
+                var conv = new Conv2d(cin, f, kernel, 1, pad);
+                GradientCheck.Randomize(conv, rng);
+                var x = GradientCheck.Random(n * h * w * cin, rng);
+                var dy = GradientCheck.Random(n * h * w * f, rng);
+                var y = new float[dy.Length];
+                var dx = GradientCheck.Random(x.Length, rng); // the backward pass adds into dx and dW
+                var dx0 = (float[])dx.Clone();
+                var dw0 = GradientCheck.Random(conv.Weight.Value.Data.Length, rng);
+                dw0.CopyTo(conv.Weight.Gradient.Data, 0);
+                conv.Forward(y, x, n, h, w);
+                conv.Backward(dx, dy, x, n, h, w);
+                var wt = conv.Weight.Value.Data;
+                var ey = new double[y.Length]; var edx = dx0.Select(v => (double)v).ToArray(); var edw = dw0.Select(v => (double)v).ToArray();
+                for (int img = 0; img < n; img++)
+                    for (int oy = 0; oy < h; oy++)
+                        for (int ox = 0; ox < w; ox++)
+                            for (int ky = 0; ky < kernel; ky++)
+                                for (int kx = 0; kx < kernel; kx++)
+                                {
+                                    int iy = oy - pad + ky, ix = ox - pad + kx;
+                                    if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                    for (int o = 0; o < f; o++)
+                                        for (int c = 0; c < cin; c++)
+                                        {
+                                            int wi = ((o * kernel + ky) * kernel + kx) * cin + c, xi = ((img * h + iy) * w + ix) * cin + c, yi = ((img * h + oy) * w + ox) * f + o;
+                                            ey[yi] += (double)wt[wi] * x[xi];
+                                            edx[xi] += (double)wt[wi] * dy[yi];
+                                            edw[wi] += (double)dy[yi] * x[xi];
+                                        }
+                                }
+                string at = $"{kernel}×{kernel}, {cin} → {f} channels at {Kernels.Lanes.Bits} bits";
+                static float[] F(double[] v) => [.. v.Select(e => (float)e)];
+                GradientCheck.AssertClose(F(ey), y, 1e-5, 1e-4, "y " + at);
+                GradientCheck.AssertClose(F(edx), dx, 1e-5, 1e-4, "dx " + at);
+                GradientCheck.AssertClose(F(edw), conv.Weight.Gradient.Data, 1e-5, 1e-4, "dW " + at);
+            }
+    }
+
+    [TestMethod]
     public void Conv2dResultDoesNotDependOnThreads()
     {
         var rng = new Random(3);

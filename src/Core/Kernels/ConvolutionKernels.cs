@@ -1,0 +1,152 @@
+using System.Runtime.CompilerServices;
+
+namespace DeepSeq.Core.Kernels;
+
+// The direct ("implicit GEMM") kernels of a stride-1 convolution with "same" padding, on zero-padded channels-last
+// images of Hp × Wp positions and C channels. The im2col matrix is never built: output position q of the padded
+// grid (q = oy·Wp + ox; the KW − 1 columns with ox ≥ Wo are computed and dropped) has, for kernel row ky, the
+// patch run image[(q + ky·Wp)·C .. + KW·C), so the micro-kernel broadcasts straight from the image. For a narrow
+// layer (16 filters) im2col and packing moved each value three times for 16 multiply-adds; here a value is read
+// from cache once per use. Both kernels run 6 rows × 2 vectors of accumulators, as Gemm's micro-kernel, and read a
+// little past the last image (the callers leave <see cref="ConvolutionKernels.Slack"/> floats there).
+
+/// <summary>Strip width and slack of the direct convolution kernels.</summary>
+internal static class ConvolutionKernels
+{
+    /// <summary>Output columns one kernel strip computes: two vectors of the widest accelerated width.</summary>
+    public static int Strip => 2 * Math.Max(1, Lanes.Bits / 32);
+
+    /// <summary>Floats the kernels may read past the last padded image (never used in a result).</summary>
+    public static int Slack(int kernel, int channels) => (6 + kernel) * channels + 2 * Strip;
+}
+
+/// <summary>
+/// Output (+)= conv(Source): for each image, Output[oy, ox, col] = Σ_ky Σ_j Source[((oy + ky)·Wp + ox)·C + j] ·
+/// Weights[col / S][ky·KW·C + j][col % S], j over a kernel row's KW·C values; Weights are packed in strips of
+/// S = <see cref="ConvolutionKernels.Strip"/> output columns (K × S each, zero past the last column).
+/// </summary>
+internal unsafe struct PatchProduct : IVecKernel
+{
+    public float* Source, Weights, Output;
+    public int Images, Channels, Kernel, PaddedHeight, PaddedWidth, OutChannels;
+    /// <summary>Add into Output (a gradient) instead of overwriting it.</summary>
+    public bool Accumulate;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
+    {
+        int c = Channels, ks = Kernel, wp = PaddedWidth, f = OutChannels, w = TO.Count, s = 2 * w;
+        int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, k = ks * run, grid = ho * wp;
+        long imageIn = (long)PaddedHeight * wp * c, imageOut = (long)ho * wo * f;
+        bool accumulate = Accumulate;
+        for (int img = 0; img < Images; img++)
+        {
+            float* src = Source + img * imageIn, dst = Output + img * imageOut;
+            for (int q0 = 0; q0 < grid; q0 += 6)
+                for (int col = 0; col < f; col += s)
+                {
+                    float* strip = Weights + (long)(col / s) * k * s;
+                    TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                       c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+                    for (int ky = 0; ky < ks; ky++)
+                    {
+                        float* a0 = src + (long)(q0 + ky * wp) * c, a1 = a0 + c, a2 = a1 + c, a3 = a2 + c, a4 = a3 + c, a5 = a4 + c;
+                        float* b = strip + (long)ky * run * s;
+                        for (int j = 0; j < run; j++, b += s)
+                        {
+                            var b0 = TO.Load(b);
+                            var b1 = TO.Load(b + w);
+                            var x = TO.Broadcast(a0 + j); c00 = TO.MultiplyAdd(x, b0, c00); c01 = TO.MultiplyAdd(x, b1, c01);
+                            x = TO.Broadcast(a1 + j); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11);
+                            x = TO.Broadcast(a2 + j); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21);
+                            x = TO.Broadcast(a3 + j); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31);
+                            x = TO.Broadcast(a4 + j); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41);
+                            x = TO.Broadcast(a5 + j); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51);
+                        }
+                    }
+                    int n = Math.Min(s, f - col);
+                    Put<TV, TO>(dst, q0 + 0, grid, wp, wo, f, col, n, c00, c01, accumulate);
+                    Put<TV, TO>(dst, q0 + 1, grid, wp, wo, f, col, n, c10, c11, accumulate);
+                    Put<TV, TO>(dst, q0 + 2, grid, wp, wo, f, col, n, c20, c21, accumulate);
+                    Put<TV, TO>(dst, q0 + 3, grid, wp, wo, f, col, n, c30, c31, accumulate);
+                    Put<TV, TO>(dst, q0 + 4, grid, wp, wo, f, col, n, c40, c41, accumulate);
+                    Put<TV, TO>(dst, q0 + 5, grid, wp, wo, f, col, n, c50, c51, accumulate);
+                }
+        }
+    }
+
+    // Writes (or adds) the n ≤ 2W columns of grid position q, unless q is a dropped column or past the grid.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put<TV, TO>(float* dst, int q, int grid, int wp, int wo, int f, int col, int n, TV lo, TV hi, bool accumulate)
+        where TV : unmanaged where TO : ISimd<TV>
+    {
+        if (q >= grid) return;
+        int oy = q / wp, ox = q - oy * wp;
+        if (ox >= wo) return;
+        float* p = dst + ((long)oy * wo + ox) * f + col;
+        int w = TO.Count, n0 = Math.Min(w, n), n1 = n - n0;
+        var l = new Vec<TV, TO>(lo);
+        var h = new Vec<TV, TO>(hi);
+        if (accumulate)
+        {
+            l += Lanes.Load<TV, TO>(p, n0);
+            if (n1 > 0) h += Lanes.Load<TV, TO>(p + w, n1);
+        }
+        Lanes.Store(p, l, n0);
+        if (n1 > 0) Lanes.Store(p + w, h, n1);
+    }
+}
+
+/// <summary>
+/// Part[col][ky·KW·C + j] += Σ_images Σ_q Source[(q + ky·Wp)·C + j] · Grads[q·F + col]: the weight gradient
+/// dW = dyᵀ·im2col(x) in W's (F, KH, KW, C) layout, where Grads is dy laid on the padded grid (zero at the dropped
+/// columns — the padded dy, offset by one row and one column, is exactly that) and Part is added to, not overwritten.
+/// </summary>
+internal unsafe struct PatchGradient : IVecKernel
+{
+    public float* Source, Grads, Part;
+    public int Images, Channels, Kernel, PaddedHeight, PaddedWidth, OutChannels;
+    /// <summary>Floats from one image's Grads to the next.</summary>
+    public long GradImage;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
+    {
+        int c = Channels, ks = Kernel, wp = PaddedWidth, f = OutChannels, w = TO.Count, s = 2 * w;
+        int ho = PaddedHeight - ks + 1, run = ks * c, k = ks * run, grid = ho * wp;
+        long imageIn = (long)PaddedHeight * wp * c;
+        float* tile = stackalloc float[6 * s];
+        for (int img = 0; img < Images; img++)
+        {
+            float* src = Source + img * imageIn, grads = Grads + img * GradImage;
+            for (int ky = 0; ky < ks; ky++)
+                for (int j0 = 0; j0 < run; j0 += 6)
+                    for (int col = 0; col < f; col += s)
+                    {
+                        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                           c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+                        float* a = src + (long)ky * wp * c + j0, g = grads + col;
+                        for (int q = 0; q < grid; q++, a += c, g += f)
+                        {
+                            var b0 = TO.Load(g);
+                            var b1 = TO.Load(g + w);
+                            var x = TO.Broadcast(a + 0); c00 = TO.MultiplyAdd(x, b0, c00); c01 = TO.MultiplyAdd(x, b1, c01);
+                            x = TO.Broadcast(a + 1); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11);
+                            x = TO.Broadcast(a + 2); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21);
+                            x = TO.Broadcast(a + 3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31);
+                            x = TO.Broadcast(a + 4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41);
+                            x = TO.Broadcast(a + 5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51);
+                        }
+                        TO.Store(tile, c00); TO.Store(tile + w, c01); TO.Store(tile + s, c10); TO.Store(tile + s + w, c11);
+                        TO.Store(tile + 2 * s, c20); TO.Store(tile + 2 * s + w, c21); TO.Store(tile + 3 * s, c30); TO.Store(tile + 3 * s + w, c31);
+                        TO.Store(tile + 4 * s, c40); TO.Store(tile + 4 * s + w, c41); TO.Store(tile + 5 * s, c50); TO.Store(tile + 5 * s + w, c51);
+                        int rows = Math.Min(6, run - j0), cols = Math.Min(s, f - col);
+                        for (int o = 0; o < cols; o++)
+                        {
+                            float* dst = Part + (long)(col + o) * k + ky * run + j0;
+                            for (int r = 0; r < rows; r++) dst[r] += tile[r * s + o];
+                        }
+                    }
+        }
+    }
+}
