@@ -6,7 +6,7 @@
 //   dotnet run -c Release --project samples/Translation -- --ablation            {no attention, additive} × {source as is, reversed}
 // Options: --epochs N  --minutes X (training time limit)  --embedding N  --encoder-hidden N  --decoder-hidden N  --layers N
 //          --cell lstm|gru|rnn (encoder)  --decoder-cell lstm|gru  --attention additive|dot|general|none  --no-input-feeding
-//          --reverse-source  --repeat-source  --dropout X  --batch-size N  --learning-rate X  --lr-decay X  --beam N
+//          --reverse-source  --repeat-source  --dropout X  --batch-size N  --learning-rate X  --lr-decay X  --averaging X (weight moving-average decay, 0 = off)  --beam N
 //          --length-penalty X  --max-tokens N (pair length filter, default 10)  --vocabulary N (pair files: most frequent words kept, default 20000)  --reverse-pairs  --train-fraction X
 //          --seed N  --model PATH  --json PATH  --plots DIR  --data DIR  --threads N
 using System.Diagnostics;
@@ -37,7 +37,7 @@ catch (Exception e) when (e is FileNotFoundException or InvalidDataException or 
 sealed record CommandLine
 {
     public int Epochs = 8, Vocabulary = 20_000, Embedding = 64, EncoderHidden = 128, DecoderHidden = 256, Layers = 1, BatchSize = 64, Beam = 5, MaxTokens = 10, Seed = 1, Threads;
-    public float LearningRate = 2e-3f, LearningRateDecay = 0.8f, Dropout = 0.2f, LengthPenalty = 1f, TrainFraction = 1f;
+    public float LearningRate = 2e-3f, LearningRateDecay = 0.8f, Dropout = 0.2f, LengthPenalty = 1f, TrainFraction = 1f, Averaging;
     public double Minutes = 60;
     public RecurrentCellKind Cell = RecurrentCellKind.Lstm, DecoderCell = RecurrentCellKind.Lstm;
     public AttentionKind Attention = AttentionKind.Additive;
@@ -77,6 +77,7 @@ sealed record CommandLine
                     case "--batch-size": o.BatchSize = Int(); break;
                     case "--learning-rate": o.LearningRate = Float(); break;
                     case "--lr-decay": o.LearningRateDecay = Float(); break;
+                    case "--averaging": o.Averaging = Float(); break;
                     case "--beam": o.Beam = Int(); break;
                     case "--length-penalty": o.LengthPenalty = Float(); break;
                     case "--max-tokens": o.MaxTokens = Int(); break;
@@ -105,8 +106,8 @@ sealed record CommandLine
                 if (!given.Contains("--lr-decay")) o.LearningRateDecay = 0.87f;
                 if (!given.Contains("--dropout")) o.Dropout = 0.3f;
             }
-            if (o.Epochs < 1 || o.Minutes <= 0 || o.Beam < 1 || o.MaxTokens < 1 || !(o.TrainFraction > 0 && o.TrainFraction <= 1))
-                throw new ArgumentException("--epochs, --minutes, --beam and --max-tokens must be positive; --train-fraction in (0, 1].");
+            if (o.Epochs < 1 || o.Minutes <= 0 || o.Beam < 1 || o.MaxTokens < 1 || !(o.TrainFraction > 0 && o.TrainFraction <= 1) || !(o.Averaging >= 0 && o.Averaging < 1))
+                throw new ArgumentException("--epochs, --minutes, --beam and --max-tokens must be positive; --train-fraction in (0, 1]; --averaging in [0, 1).");
             return o;
         }
         catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
@@ -183,7 +184,7 @@ static class App
         var options = new Seq2SeqTrainingOptions
         {
             Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, LearningRateDecay = o.LearningRateDecay,
-            GradientClipNorm = 1f, EarlyStoppingPatience = 2, Seed = o.Seed, NumberOfThreads = o.Threads, MaxSourceLength = 40, MaxTargetLength = 40,
+            WeightAveraging = o.Averaging, GradientClipNorm = 1f, EarlyStoppingPatience = 2, Seed = o.Seed, NumberOfThreads = o.Threads, MaxSourceLength = 40, MaxTargetLength = 40,
             CancellationToken = cts.Token,
             Progress = new Reporter(p =>
             {
