@@ -15,7 +15,8 @@ namespace DeepSeq.Core.Kernels;
 /// 512-bit, 256-bit, 128-bit (SSE, or AdvSimd on Arm64) or scalar (see <see cref="Lanes"/>); the packed layout
 /// is the same at every width. Work is split over threads (<see cref="Threads"/>, run on the persistent
 /// <see cref="WorkerPool"/>) by row blocks for tall problems and by column panels for short ones; every element of C
-/// is computed by one thread with one fixed summation order, so results do not depend on the thread count.
+/// is computed by one thread with one fixed summation order, so results do not depend on the thread count. While
+/// one thread's multiply uses the pool, a multiply started on another thread at the same time runs on that thread alone.
 /// </remarks>
 public static unsafe class Gemm
 {
