@@ -13,9 +13,10 @@ namespace DeepSeq.Core.Kernels;
 /// MR × NR multiply-add micro-kernel accumulates into C; a single row (batch 1) takes a one-row kernel instead.
 /// The kernels are written once over the vector width and run at the widest the process accelerates:
 /// 512-bit, 256-bit, 128-bit (SSE, or AdvSimd on Arm64) or scalar (see <see cref="Lanes"/>); the packed layout
-/// is the same at every width. Work is split over threads (<see cref="Threads"/>) by row blocks for tall
-/// problems and by column panels for short ones; every element of C is computed by one thread with one fixed
-/// summation order, so results do not depend on the thread count.
+/// is the same at every width. Work is split over threads (<see cref="Threads"/>, run on the persistent
+/// <see cref="WorkerPool"/>) by row blocks for tall problems and by column panels for short ones; every element of C
+/// is computed by one thread with one fixed summation order, so results do not depend on the thread count. While
+/// one thread's multiply uses the pool, a multiply started on another thread at the same time runs on that thread alone.
 /// </remarks>
 public static unsafe class Gemm
 {
@@ -33,17 +34,19 @@ public static unsafe class Gemm
     public static int MaxThreads { get; set; } = Environment.ProcessorCount;
 
     // The innermost LimitThreads scope of this execution context (0: none). An AsyncLocal flows into the tasks and
-    // Parallel loops started inside the scope, so work a trainer fans out keeps its limit.
+    // Parallel loops started inside the scope, so work a trainer fans out keeps its limit. Setting it allocates,
+    // so the per-call paths (pool parts, Serially) use the pool's thread-static flag instead; reading it does not.
     static readonly AsyncLocal<int> s_limit = new();
 
     /// <summary>
     /// Threads a multiply started here may use: <see cref="MaxThreads"/>, lowered by the enclosing
-    /// <see cref="LimitThreads"/> scopes; at least 1.
+    /// <see cref="LimitThreads"/> scopes; 1 inside <see cref="Serially"/> and inside a part of a parallel kernel; at least 1.
     /// </summary>
     public static int Threads
     {
         get
         {
+            if (WorkerPool.IsSerial) return 1;
             int max = Math.Max(1, MaxThreads), limit = s_limit.Value;
             return limit > 0 ? Math.Min(max, limit) : max;
         }
@@ -73,11 +76,12 @@ public static unsafe class Gemm
         }
     }
 
-    /// <summary>Runs <paramref name="work"/> with every multiply on the calling thread (a caller that already keeps every core busy, e.g. the two directions of a bidirectional layer run side by side).</summary>
-    public static void Serially(Action work)
-    {
-        using (LimitThreads(1)) work();
-    }
+    /// <summary>
+    /// Runs <paramref name="work"/> with every multiply on the calling thread (a caller that already keeps every core
+    /// busy, e.g. chunks of a batch run side by side). It holds for this thread only, without allocating; tasks that
+    /// <paramref name="work"/> starts are not limited (use <see cref="LimitThreads"/> for those).
+    /// </summary>
+    public static void Serially(Action work) => WorkerPool.Serially(work);
 
     /// <summary>C = alpha · op(A) · op(B) + beta · C on spans (see the class remarks for the shapes).</summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k, float alpha,
@@ -136,24 +140,27 @@ public static unsafe class Gemm
         else MultiplyInParallel<TV, TO>(parts, transA, m, alpha, pa, lda, b, pc, ldc);
     }
 
-    // Its own method: the lambda's captured variables live in a closure object, which C# allocates at the start of
-    // the method that declares them — here only when the work is split, never on the serial path.
     static void MultiplyInParallel<TV, TO>(int parts, bool transA, int m, float alpha, float* pa, int lda, PackedMatrix b, float* pc, int ldc)
         where TV : unmanaged where TO : ISimd<TV>
     {
-        int k = b.Rows, panels = b.Panels;
-        nint ia = (nint)pa, ic = (nint)pc;
         // Tall problems split by rows, so each thread packs only its own rows of A; short ones (a recurrent
         // step: m = batch) split by column panels of the shared packed B.
-        bool byPanels = m < 2 * parts * MC && panels >= parts;
-        int units = byPanels ? panels : (m + MR - 1) / MR;
+        bool byPanels = m < 2 * parts * MC && b.Panels >= parts;
+        int units = byPanels ? b.Panels : (m + MR - 1) / MR;
         parts = Math.Min(parts, units);
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        WorkerPool.Run(parts, new ProductPart<TV, TO>(transA, m, alpha, pa, lda, b, pc, ldc, byPanels, units, parts));
+    }
+
+    // Part p of a split multiply: units (row blocks of MR, or column panels) [units·p/parts, units·(p+1)/parts).
+    readonly struct ProductPart<TV, TO>(bool transA, int m, float alpha, float* a, int lda, PackedMatrix b, float* c, int ldc,
+        bool byPanels, int units, int parts) : IPoolWork where TV : unmanaged where TO : ISimd<TV>
+    {
+        public void Run(int part)
         {
             int u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
-            if (byPanels) Compute<TV, TO>(transA, alpha, 0, m, u0, u1, k, (float*)ia, lda, b, (float*)ic, ldc);
-            else Compute<TV, TO>(transA, alpha, u0 * MR, Math.Min(m, u1 * MR), 0, panels, k, (float*)ia, lda, b, (float*)ic, ldc);
-        });
+            if (byPanels) Compute<TV, TO>(transA, alpha, 0, m, u0, u1, b.Rows, a, lda, b, c, ldc);
+            else Compute<TV, TO>(transA, alpha, u0 * MR, Math.Min(m, u1 * MR), 0, b.Panels, b.Rows, a, lda, b, c, ldc);
+        }
     }
 
     static void CheckOperand(bool trans, int rows, int cols, int length, int ld, string name)
@@ -415,18 +422,23 @@ public sealed unsafe class PackedMatrix : IDisposable
         {
             // Large matrices pack their panels on every core: packing is memory-bound, and otherwise serial.
             int threads = Gemm.Threads;
-            if ((long)k * n >= 1 << 18 && threads > 1 && panels > 1) PackInParallel(Math.Min(threads, panels), transB, pb, ldb);
+            if ((long)k * n >= 1 << 18 && threads > 1 && panels > 1)
+            {
+                int parts = Math.Min(threads, panels);
+                WorkerPool.Run(parts, new PackPart(this, transB, pb, ldb, parts));
+            }
             else PackPanels(transB, pb, ldb, 0, panels);
         }
     }
 
-    // Its own method, so that the lambda's closure is allocated only when packing is split (see Gemm.MultiplyInParallel).
-    void PackInParallel(int parts, bool transB, float* pb, int ldb)
+    // Part p of a split packing: panels [panels·p/parts, panels·(p+1)/parts).
+    readonly struct PackPart(PackedMatrix matrix, bool transB, float* b, int ldb, int parts) : IPoolWork
     {
-        nint src = (nint)pb;
-        int panels = Panels;
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
-            part => PackPanels(transB, (float*)src, ldb, panels * part / parts, panels * (part + 1) / parts));
+        public void Run(int part)
+        {
+            int panels = matrix.Panels;
+            matrix.PackPanels(transB, b, ldb, panels * part / parts, panels * (part + 1) / parts);
+        }
     }
 
     void PackPanels(bool transB, float* pb, int ldb, int jp0, int jp1)

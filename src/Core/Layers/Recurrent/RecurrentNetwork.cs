@@ -351,10 +351,11 @@ public sealed class RecurrentNetwork : Module
     void ForEachDirection(Action<int> run)
     {
         if (Directions == 1 || Gemm.Threads < 2) { for (int k = 0; k < Directions; k++) run(k); return; }
-        BothDirectionsAtOnce(run);
+        WorkerPool.Run(2, new Direction(run)); // a part's multiplies stay on its thread
     }
 
-    // Its own method, so that the lambdas' closure is allocated only when the directions really run side by side.
-    static void BothDirectionsAtOnce(Action<int> run) =>
-        Parallel.Invoke(() => Gemm.Serially(() => run(0)), () => Gemm.Serially(() => run(1)));
+    readonly struct Direction(Action<int> run) : IPoolWork
+    {
+        public void Run(int part) => run(part);
+    }
 }
