@@ -23,8 +23,8 @@ namespace DeepSeq.Core.Layers.Convolution;
 /// p = (KH − 1)/2, dx is itself a convolution: dx = conv(dy zero-padded by p, W′) with
 /// W′[c, ky, kx, f] = W[f, KH − 1 − ky, KW − 1 − kx, c], which the direct path computes with the forward kernel.</para>
 /// <para>The batch is cut into chunks of whole images (about <see cref="ChunkRows"/> patch rows each, so a
-/// chunk's columns stay in cache); chunks run in parallel, each thread with its own column buffer and every
-/// multiply on that thread. Weight gradients are summed per chunk and then over chunks in chunk order, so the
+/// chunk's columns stay in cache); chunks run in parallel on the <see cref="WorkerPool"/>, each thread with its own
+/// column buffer and every multiply on that thread. Weight gradients are summed per chunk and then over chunks in chunk order, so the
 /// result does not depend on the thread count.</para>
 /// </remarks>
 public sealed class Conv2d : Module
@@ -188,27 +188,22 @@ public sealed class Conv2d : Module
 
     static int ImagesPerChunk(int positions) => Math.Max(1, ChunkRows / positions);
 
-    // Runs work over chunks of whole images, in parallel over threads, every multiply on its own thread.
+    // Runs work over chunks of whole images on the worker pool, each chunk's multiplies on the thread that runs it.
     static unsafe void ForEachChunk(int n, int positions, ReadOnlySpan<float> x, Span<float> y, ChunkWork work)
     {
         int perChunk = ImagesPerChunk(positions), chunks = (n + perChunk - 1) / perChunk;
         fixed (float* px = x)
         fixed (float* py = y)
         {
-            var xs = new ReadOnlyMemoryOf(px, x.Length);
-            var ys = new MemoryOf(py, y.Length);
-            int threads = Math.Clamp(Gemm.MaxThreads, 1, chunks);
-            if (threads == 1)
-            {
-                for (int c = 0; c < chunks; c++) work(xs, ys, c * perChunk, Math.Min(n, (c + 1) * perChunk));
-                return;
-            }
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-                Gemm.Serially(() =>
-                {
-                    for (int c = t; c < chunks; c += threads) work(xs, ys, c * perChunk, Math.Min(n, (c + 1) * perChunk));
-                }));
+            var job = new Chunks(work, new ReadOnlyMemoryOf(px, x.Length), new MemoryOf(py, y.Length), n, perChunk);
+            if (Gemm.Threads == 1 || chunks == 1) for (int c = 0; c < chunks; c++) job.Run(c); // one chunk: its multiplies may split
+            else WorkerPool.Run(chunks, job);
         }
+    }
+
+    readonly struct Chunks(ChunkWork work, ReadOnlyMemoryOf xs, MemoryOf ys, int n, int perChunk) : IPoolWork
+    {
+        public void Run(int chunk) => work(xs, ys, chunk * perChunk, Math.Min(n, (chunk + 1) * perChunk));
     }
 
     static float[] Columns(int length)
