@@ -17,7 +17,6 @@ public sealed class WorkerPoolTests
     [TestMethod]
     public void RunsEveryPartExactlyOnce()
     {
-        var seenThreads = new HashSet<int>();
         for (int round = 0; round < 200; round++)
             for (int parts = 1; parts <= 5; parts++)
             {
@@ -25,11 +24,30 @@ public sealed class WorkerPoolTests
                 var threads = new int[parts];
                 WorkerPool.Run(parts, new Count(runs, threads));
                 CollectionAssert.AreEqual(Enumerable.Repeat(1, parts).ToArray(), runs, $"{parts} parts, round {round}");
-                seenThreads.UnionWith(threads);
                 if (round % 50 == 0) Thread.Sleep(2); // long enough for idle workers to block: the next job wakes them
             }
         WorkerPool.Run(0, new Count([], []));
-        if (Environment.ProcessorCount > 1) Assert.IsGreaterThan(1, seenThreads.Count, "the workers took parts");
+    }
+
+    // Part 0 holds the caller until part 1 has started, which then can only be on a worker.
+    readonly struct WaitForPartOne(int[] threads) : IPoolWork
+    {
+        public void Run(int part)
+        {
+            threads[part] = Environment.CurrentManagedThreadId;
+            var seen = threads;
+            if (part == 0) SpinWait.SpinUntil(() => Volatile.Read(ref seen[1]) != 0, TimeSpan.FromSeconds(10));
+        }
+    }
+
+    [TestMethod]
+    [DoNotParallelize] // alone, so that no other test's job owns the pool (its second caller would run serially)
+    public void WorkersTakeParts()
+    {
+        if (Environment.ProcessorCount < 2) return; // no workers: every job runs on the caller, as RunsEveryPartExactlyOnce checks
+        var threads = new int[2];
+        WorkerPool.Run(2, new WaitForPartOne(threads));
+        Assert.AreNotEqual(threads[0], threads[1], "part 1 ran on a worker while the caller held part 0");
     }
 
     // Part 0 holds the caller until another thread has started a part, so that a worker runs the throwing part.
