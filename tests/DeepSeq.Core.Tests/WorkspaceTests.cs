@@ -36,17 +36,52 @@ public sealed class WorkspaceTests
     public void ATrainingStepAllocatesNothingOnceReservedOnTwoThreads(PoolingKind pooling, bool bidirectional, int hidden, int embedding)
     {
         var (step, batches) = Steps(pooling, bidirectional, hidden, embedding);
+        int next = 0;
+        AssertAStepAllocatesNothingOnTwoThreads(() => step(batches[next++ % batches.Length]), warmUpSteps: batches.Length);
+    }
+
+    // A residual CNN's step: convolutions (direct and im2col) in chunks over the pool, batch norm, the ReLU family, SGD.
+    [TestMethod]
+    [DoNotParallelize]
+    public void AResidualCnnTrainingStepAllocatesNothingOnOneThreadOrTwo()
+    {
+        var config = ImageClassifierConfig.ForDepth(8, 12, 12, 1, 10) with { StageWidths = [4, 8, 16] };
+        var model = new ImageClassifier(config, 1);
+        model.Initialize(new Random(1));
+        var sgd = new Sgd(model.Parameters, 0.01f, 0.9f, nesterov: true, weightDecay: 5e-4f);
+        int n = 64; // 144 positions an image at the first stage: 3 chunks, run on the pool
+        var images = GradientCheck.Random(n * 12 * 12, new Random(2));
+        var logits = new float[n * 10];
+        void Step()
+        {
+            model.Forward(logits, images, n, training: true);
+            sgd.ZeroGradients();
+            model.Backward(logits);
+            sgd.Step();
+        }
+        using (Gemm.LimitThreads(1))
+        {
+            Step();
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            Step(); Step();
+            Assert.AreEqual(0, GC.GetAllocatedBytesForCurrentThread() - before, "bytes allocated by two steps on one thread");
+        }
+        AssertAStepAllocatesNothingOnTwoThreads(Step, warmUpSteps: 1);
+    }
+
+    static void AssertAStepAllocatesNothingOnTwoThreads(Action step, int warmUpSteps)
+    {
         int saved = Gemm.MaxThreads;
         var process = new long[20];
         var thread = new long[process.Length];
         try
         {
             Gemm.MaxThreads = 2;
-            foreach (var batch in batches) step(batch);
+            for (int r = 0; r < warmUpSteps; r++) step();
             for (int r = 0; r < process.Length; r++)
             {
                 long before = GC.GetTotalAllocatedBytes(precise: true), mine = GC.GetAllocatedBytesForCurrentThread();
-                step(batches[r % batches.Length]);
+                step();
                 thread[r] = GC.GetAllocatedBytesForCurrentThread() - mine;
                 process[r] = GC.GetTotalAllocatedBytes(precise: true) - before;
             }

@@ -84,86 +84,28 @@ public sealed class Conv2d : Module
     bool Direct => Stride == 1 && KernelSize > 1 && 2 * Padding == KernelSize - 1;
 
     /// <summary>y = conv(x) + b for <paramref name="n"/> images of <paramref name="h"/> × <paramref name="w"/>.</summary>
-    public void Forward(Span<float> y, ReadOnlySpan<float> x, int n, int h, int w)
+    public unsafe void Forward(Span<float> y, ReadOnlySpan<float> x, int n, int h, int w)
     {
-        int ho = OutputSize(h), wo = OutputSize(w), p = ho * wo, k = PatchLength, f = OutChannels;
-        CheckLength(x.Length, n * h * w * InChannels, "x"); CheckLength(y.Length, n * p * f, "y");
-        var weight = Weight.Value.Data;
-        var bias = Bias?.Value.Data;
-        var strips = Direct ? PackStrips(ref _forwardStrips, transposed: false) : null;
-        ForEachChunk(n, p, x, y, (xs, ys, i0, i1) =>
-        {
-            var xa = xs.Span; var ya = ys.Span;
-            int rows = (i1 - i0) * p;
-            var yc = ya.Slice(i0 * p * f, rows * f);
-            if (strips is not null)
-            {
-                var padded = Pad(ref t_columns, xa.Slice(i0 * h * w * InChannels, (i1 - i0) * h * w * InChannels), i1 - i0, h, w, InChannels);
-                Product(padded, InChannels, strips, yc, f, i1 - i0, h, w, accumulate: false);
-            }
-            else
-            {
-                ReadOnlySpan<float> col = Pointwise ? xa.Slice(i0 * p * k, rows * k) : Im2Col(xa, i0, i1, h, w, ho, wo);
-                Gemm.Multiply(false, true, rows, f, k, 1f, col, k, weight, k, 0f, yc, f);
-            }
-            if (bias is not null)
-                for (int r = 0; r < rows; r++) TensorPrimitives.Add(yc.Slice(r * f, f), bias, yc.Slice(r * f, f));
-        });
+        int p = OutputSize(h) * OutputSize(w);
+        CheckLength(x.Length, n * h * w * InChannels, "x"); CheckLength(y.Length, n * p * OutChannels, "y");
+        if (Direct) PackStrips(ref _forwardStrips, transposed: false);
+        fixed (float* px = x) fixed (float* py = y)
+            RunChunks(n, p, new ForwardChunks(this, px, py, n, h, w));
     }
 
     /// <summary>
     /// dW += dyᵀ·col; db += Σ dy; dx += col2im(dy·W) (skipped when <paramref name="dx"/> is empty: the input image).
     /// </summary>
-    public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int n, int h, int w)
+    public unsafe void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int n, int h, int w)
     {
-        int ho = OutputSize(h), wo = OutputSize(w), p = ho * wo, k = PatchLength, f = OutChannels;
+        int p = OutputSize(h) * OutputSize(w), k = PatchLength, f = OutChannels;
         CheckLength(x.Length, n * h * w * InChannels, "x"); CheckLength(dy.Length, n * p * f, "dy");
         if (!dx.IsEmpty) CheckLength(dx.Length, x.Length, "dx");
         int perChunk = ImagesPerChunk(p), chunks = (n + perChunk - 1) / perChunk;
         var parts = Buffer.Ensure(ref _dWeightParts, chunks * f * k);
-        var weight = Weight.Value.Data;
-        bool wantDx = !dx.IsEmpty;
-        var strips = Direct && wantDx ? PackStrips(ref _backwardStrips, transposed: true) : null;
-        unsafe
-        {
-            fixed (float* pdy = dy)
-            fixed (float* pdx = dx)
-            {
-                nint idy = (nint)pdy, idx = (nint)pdx;
-                int dyLength = dy.Length, dxLength = dx.Length;
-                ForEachChunk(n, p, x, default, (xs, _, i0, i1) =>
-                {
-                    var xa = xs.Span;
-                    var dya = new ReadOnlySpan<float>((float*)idy, dyLength);
-                    int rows = (i1 - i0) * p, chunk = i0 / perChunk;
-                    if (Direct)
-                    {
-                        int images = i1 - i0, c = InChannels;
-                        var part = parts.AsSpan(chunk * f * k, f * k);
-                        part.Clear();
-                        var paddedX = Pad(ref t_columns, xa.Slice(i0 * h * w * c, images * h * w * c), images, h, w, c);
-                        var paddedDy = Pad(ref t_paddedGradients, dya.Slice(i0 * p * f, rows * f), images, h, w, f);
-                        Gradient(paddedX, paddedDy, part, images, h, w);
-                        if (wantDx)
-                            Product(paddedDy, f, strips!, new Span<float>((float*)idx, dxLength).Slice(i0 * h * w * c, images * h * w * c), c, images, h, w, accumulate: true);
-                        return;
-                    }
-                    ReadOnlySpan<float> col = Pointwise ? xa.Slice(i0 * p * k, rows * k) : Im2Col(xa, i0, i1, h, w, ho, wo);
-                    var dyc = dya.Slice(i0 * p * f, rows * f);
-                    Gemm.Multiply(true, false, f, k, rows, 1f, dyc, f, col, k, 0f, parts.AsSpan(chunk * f * k, f * k), k);
-                    if (!wantDx) return;
-                    var dxa = new Span<float>((float*)idx, dxLength);
-                    if (Pointwise)
-                        Gemm.Multiply(false, false, rows, k, f, 1f, dyc, f, weight, k, 1f, dxa.Slice(i0 * p * k, rows * k), k);
-                    else
-                    {
-                        var dcol = Columns(rows * k);
-                        Gemm.Multiply(false, false, rows, k, f, 1f, dyc, f, weight, k, 0f, dcol, k);
-                        Col2ImAdd(dxa, dcol, i0, i1, h, w, ho, wo);
-                    }
-                });
-            }
-        }
+        if (Direct && !dx.IsEmpty) PackStrips(ref _backwardStrips, transposed: true);
+        fixed (float* px = x) fixed (float* pdy = dy) fixed (float* pdx = dx) // an empty dx pins as null: no dx wanted
+            RunChunks(n, p, new BackwardChunks(this, px, pdy, pdx, n, h, w));
         var dW = Weight.Gradient.Data;
         for (int c = 0; c < chunks; c++) TensorPrimitives.Add(dW, parts.AsSpan(c * f * k, f * k), dW);
         if (Bias is not null)
@@ -173,37 +115,85 @@ public sealed class Conv2d : Module
         }
     }
 
-    delegate void ChunkWork(ReadOnlyMemoryOf xs, MemoryOf ys, int i0, int i1);
-
-    // Span-carrying handles: the chunks run on pool threads, which cannot capture spans.
-    readonly unsafe struct ReadOnlyMemoryOf(float* p, int length)
+    // Images [i0, i1) of the forward pass.
+    unsafe void ForwardChunk(float* px, float* py, int n, int h, int w, int i0, int i1)
     {
-        public ReadOnlySpan<float> Span => new(p, length);
+        int ho = OutputSize(h), wo = OutputSize(w), p = ho * wo, k = PatchLength, f = OutChannels, c = InChannels, rows = (i1 - i0) * p;
+        var x = new ReadOnlySpan<float>(px, n * h * w * c);
+        var y = new Span<float>(py + (long)i0 * p * f, rows * f);
+        if (Direct)
+        {
+            var padded = Pad(ref t_columns, x.Slice(i0 * h * w * c, (i1 - i0) * h * w * c), i1 - i0, h, w, c);
+            Product(padded, c, _forwardStrips!, y, f, i1 - i0, h, w, accumulate: false);
+        }
+        else
+        {
+            ReadOnlySpan<float> col = Pointwise ? x.Slice(i0 * p * k, rows * k) : Im2Col(x, i0, i1, h, w, ho, wo);
+            Gemm.Multiply(false, true, rows, f, k, 1f, col, k, Weight.Value.Data, k, 0f, y, f);
+        }
+        if (Bias?.Value.Data is { } bias)
+            for (int r = 0; r < rows; r++) TensorPrimitives.Add(y.Slice(r * f, f), bias, y.Slice(r * f, f));
     }
 
-    readonly unsafe struct MemoryOf(float* p, int length)
+    // Images [i0, i1) of the backward pass: the chunk's weight gradient into its own part, and its dx unless pdx is null.
+    unsafe void BackwardChunk(float* px, float* pdy, float* pdx, int n, int h, int w, int i0, int i1)
     {
-        public Span<float> Span => new(p, length);
+        int ho = OutputSize(h), wo = OutputSize(w), p = ho * wo, k = PatchLength, f = OutChannels, c = InChannels;
+        int images = i1 - i0, rows = images * p;
+        var x = new ReadOnlySpan<float>(px, n * h * w * c);
+        var dy = new ReadOnlySpan<float>(pdy + (long)i0 * p * f, rows * f);
+        var part = _dWeightParts.AsSpan(i0 / ImagesPerChunk(p) * f * k, f * k);
+        var dx = pdx is null ? default : new Span<float>(pdx, n * h * w * c);
+        if (Direct)
+        {
+            part.Clear();
+            var paddedX = Pad(ref t_columns, x.Slice(i0 * h * w * c, images * h * w * c), images, h, w, c);
+            var paddedDy = Pad(ref t_paddedGradients, dy, images, h, w, f);
+            Gradient(paddedX, paddedDy, part, images, h, w);
+            if (!dx.IsEmpty) Product(paddedDy, f, _backwardStrips!, dx.Slice(i0 * h * w * c, images * h * w * c), c, images, h, w, accumulate: true);
+            return;
+        }
+        ReadOnlySpan<float> col = Pointwise ? x.Slice(i0 * p * k, rows * k) : Im2Col(x, i0, i1, h, w, ho, wo);
+        Gemm.Multiply(true, false, f, k, rows, 1f, dy, f, col, k, 0f, part, k);
+        if (dx.IsEmpty) return;
+        var weight = Weight.Value.Data;
+        if (Pointwise)
+            Gemm.Multiply(false, false, rows, k, f, 1f, dy, f, weight, k, 1f, dx.Slice(i0 * p * k, rows * k), k);
+        else
+        {
+            var dcol = Columns(rows * k);
+            Gemm.Multiply(false, false, rows, k, f, 1f, dy, f, weight, k, 0f, dcol, k);
+            Col2ImAdd(dx, dcol, i0, i1, h, w, ho, wo);
+        }
     }
 
     static int ImagesPerChunk(int positions) => Math.Max(1, ChunkRows / positions);
 
-    // Runs work over chunks of whole images on the worker pool, each chunk's multiplies on the thread that runs it.
-    static unsafe void ForEachChunk(int n, int positions, ReadOnlySpan<float> x, Span<float> y, ChunkWork work)
+    // Runs a pass over chunks of whole images on the worker pool, each chunk's multiplies on the thread that runs it.
+    // The jobs are structs holding pointers (pool threads cannot take spans), so a pass allocates nothing.
+    static void RunChunks<TJob>(int n, int positions, TJob job) where TJob : struct, IPoolWork
     {
         int perChunk = ImagesPerChunk(positions), chunks = (n + perChunk - 1) / perChunk;
-        fixed (float* px = x)
-        fixed (float* py = y)
+        if (Gemm.Threads == 1 || chunks == 1) for (int c = 0; c < chunks; c++) job.Run(c); // one chunk: its multiplies may split
+        else WorkerPool.Run(chunks, job);
+    }
+
+    readonly unsafe struct ForwardChunks(Conv2d layer, float* x, float* y, int n, int h, int w) : IPoolWork
+    {
+        public void Run(int chunk)
         {
-            var job = new Chunks(work, new ReadOnlyMemoryOf(px, x.Length), new MemoryOf(py, y.Length), n, perChunk);
-            if (Gemm.Threads == 1 || chunks == 1) for (int c = 0; c < chunks; c++) job.Run(c); // one chunk: its multiplies may split
-            else WorkerPool.Run(chunks, job);
+            int perChunk = ImagesPerChunk(layer.OutputSize(h) * layer.OutputSize(w));
+            layer.ForwardChunk(x, y, n, h, w, chunk * perChunk, Math.Min(n, (chunk + 1) * perChunk));
         }
     }
 
-    readonly struct Chunks(ChunkWork work, ReadOnlyMemoryOf xs, MemoryOf ys, int n, int perChunk) : IPoolWork
+    readonly unsafe struct BackwardChunks(Conv2d layer, float* x, float* dy, float* dx, int n, int h, int w) : IPoolWork
     {
-        public void Run(int chunk) => work(xs, ys, chunk * perChunk, Math.Min(n, (chunk + 1) * perChunk));
+        public void Run(int chunk)
+        {
+            int perChunk = ImagesPerChunk(layer.OutputSize(h) * layer.OutputSize(w));
+            layer.BackwardChunk(x, dy, dx, n, h, w, chunk * perChunk, Math.Min(n, (chunk + 1) * perChunk));
+        }
     }
 
     static float[] Columns(int length)
