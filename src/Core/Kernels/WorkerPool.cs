@@ -66,14 +66,36 @@ internal static unsafe class WorkerPool
 
     /// <summary>
     /// Runs parts 0 … <paramref name="parts"/> − 1 of <paramref name="work"/> on the calling thread and the workers,
-    /// and returns when all have finished (see the class remarks for busy pools and exceptions).
+    /// at most <see cref="Gemm.Threads"/> at once, and returns when all have finished (see the class remarks for busy
+    /// pools and exceptions). On one thread — one part, a limit of 1, or inside a part — the parts run here in order,
+    /// and a lone part's multiplies may still split.
     /// </summary>
     internal static void Run<TWork>(int parts, TWork work) where TWork : struct, IPoolWork
     {
         ArgumentOutOfRangeException.ThrowIfNegative(parts);
+        int threads = Math.Min(parts, Gemm.Threads);
+        if (threads <= 1)
+        {
+            for (int part = 0; part < parts; part++) work.Run(part);
+            return;
+        }
+        if (threads < parts) RunOnPool(threads, new Strided<TWork>(work, parts, threads));
+        else RunOnPool(parts, work);
+    }
+
+    // Parts p, p + threads, p + 2·threads … of a job with more parts than it may have threads, as one part.
+    readonly struct Strided<TWork>(TWork work, int parts, int threads) : IPoolWork where TWork : struct, IPoolWork
+    {
+        public void Run(int part)
+        {
+            for (int p = part; p < parts; p += threads) work.Run(p);
+        }
+    }
+
+    static void RunOnPool<TWork>(int parts, TWork work) where TWork : struct, IPoolWork
+    {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(parts, ushort.MaxValue);
-        if (parts == 0) return;
-        if (parts == 1 || IsSerial || Workers().Length == 0 || Interlocked.CompareExchange(ref s_owned, 1, 0) != 0)
+        if (Workers().Length == 0 || Interlocked.CompareExchange(ref s_owned, 1, 0) != 0)
         {
             t_serial++;
             try { for (int part = 0; part < parts; part++) work.Run(part); }

@@ -89,8 +89,9 @@ public sealed class Conv2d : Module
         int p = OutputSize(h) * OutputSize(w);
         CheckLength(x.Length, n * h * w * InChannels, "x"); CheckLength(y.Length, n * p * OutChannels, "y");
         if (Direct) PackStrips(ref _forwardStrips, transposed: false);
+        int perChunk = ImagesPerChunk(p);
         fixed (float* px = x) fixed (float* py = y)
-            RunChunks(n, p, new ForwardChunks(this, px, py, n, h, w));
+            WorkerPool.Run((n + perChunk - 1) / perChunk, new Chunks(this, backward: false, px, py, null, n, h, w, perChunk));
     }
 
     /// <summary>
@@ -105,7 +106,7 @@ public sealed class Conv2d : Module
         var parts = Buffer.Ensure(ref _dWeightParts, chunks * f * k);
         if (Direct && !dx.IsEmpty) PackStrips(ref _backwardStrips, transposed: true);
         fixed (float* px = x) fixed (float* pdy = dy) fixed (float* pdx = dx) // an empty dx pins as null: no dx wanted
-            RunChunks(n, p, new BackwardChunks(this, px, pdy, pdx, n, h, w));
+            WorkerPool.Run(chunks, new Chunks(this, backward: true, px, pdy, pdx, n, h, w, perChunk));
         var dW = Weight.Gradient.Data;
         for (int c = 0; c < chunks; c++) TensorPrimitives.Add(dW, parts.AsSpan(c * f * k, f * k), dW);
         if (Bias is not null)
@@ -136,13 +137,13 @@ public sealed class Conv2d : Module
     }
 
     // Images [i0, i1) of the backward pass: the chunk's weight gradient into its own part, and its dx unless pdx is null.
-    unsafe void BackwardChunk(float* px, float* pdy, float* pdx, int n, int h, int w, int i0, int i1)
+    unsafe void BackwardChunk(float* px, float* pdy, float* pdx, int n, int h, int w, int i0, int i1, int chunk)
     {
         int ho = OutputSize(h), wo = OutputSize(w), p = ho * wo, k = PatchLength, f = OutChannels, c = InChannels;
         int images = i1 - i0, rows = images * p;
         var x = new ReadOnlySpan<float>(px, n * h * w * c);
         var dy = new ReadOnlySpan<float>(pdy + (long)i0 * p * f, rows * f);
-        var part = _dWeightParts.AsSpan(i0 / ImagesPerChunk(p) * f * k, f * k);
+        var part = _dWeightParts.AsSpan(chunk * f * k, f * k);
         var dx = pdx is null ? default : new Span<float>(pdx, n * h * w * c);
         if (Direct)
         {
@@ -169,30 +170,16 @@ public sealed class Conv2d : Module
 
     static int ImagesPerChunk(int positions) => Math.Max(1, ChunkRows / positions);
 
-    // Runs a pass over chunks of whole images on the worker pool, each chunk's multiplies on the thread that runs it.
-    // The jobs are structs holding pointers (pool threads cannot take spans), so a pass allocates nothing.
-    static void RunChunks<TJob>(int n, int positions, TJob job) where TJob : struct, IPoolWork
-    {
-        int perChunk = ImagesPerChunk(positions), chunks = (n + perChunk - 1) / perChunk;
-        if (Gemm.Threads == 1 || chunks == 1) for (int c = 0; c < chunks; c++) job.Run(c); // one chunk: its multiplies may split
-        else WorkerPool.Run(chunks, job);
-    }
-
-    readonly unsafe struct ForwardChunks(Conv2d layer, float* x, float* y, int n, int h, int w) : IPoolWork
+    // Chunks of whole images of one pass, run on the worker pool, each chunk's multiplies on the thread that runs it:
+    // a struct holding pointers (pool threads cannot take spans), so a pass allocates nothing. y is dy in the
+    // backward pass; dx is null in the forward pass and in a backward pass that wants no dx.
+    readonly unsafe struct Chunks(Conv2d layer, bool backward, float* x, float* y, float* dx, int n, int h, int w, int perChunk) : IPoolWork
     {
         public void Run(int chunk)
         {
-            int perChunk = ImagesPerChunk(layer.OutputSize(h) * layer.OutputSize(w));
-            layer.ForwardChunk(x, y, n, h, w, chunk * perChunk, Math.Min(n, (chunk + 1) * perChunk));
-        }
-    }
-
-    readonly unsafe struct BackwardChunks(Conv2d layer, float* x, float* dy, float* dx, int n, int h, int w) : IPoolWork
-    {
-        public void Run(int chunk)
-        {
-            int perChunk = ImagesPerChunk(layer.OutputSize(h) * layer.OutputSize(w));
-            layer.BackwardChunk(x, dy, dx, n, h, w, chunk * perChunk, Math.Min(n, (chunk + 1) * perChunk));
+            int i0 = chunk * perChunk, i1 = Math.Min(n, i0 + perChunk);
+            if (backward) layer.BackwardChunk(x, y, dx, n, h, w, i0, i1, chunk);
+            else layer.ForwardChunk(x, y, n, h, w, i0, i1);
         }
     }
 

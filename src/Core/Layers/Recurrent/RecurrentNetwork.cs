@@ -350,8 +350,7 @@ public sealed class RecurrentNetwork : Module
     // its multiplies on its own thread, instead of sharing every small per-step multiply between cores.
     void ForEachDirection(Action<int> run)
     {
-        if (Directions == 1 || Gemm.Threads < 2) { for (int k = 0; k < Directions; k++) run(k); return; }
-        WorkerPool.Run(2, new Direction(run)); // a part's multiplies stay on its thread
+        WorkerPool.Run(Directions, new Direction(run)); // one thread: in order; two: side by side, each part's multiplies on its thread
     }
 
     readonly struct Direction(Action<int> run) : IPoolWork
