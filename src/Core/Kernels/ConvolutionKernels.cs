@@ -7,8 +7,10 @@ namespace DeepSeq.Core.Kernels;
 // grid (q = oy·Wp + ox; the KW − 1 columns with ox ≥ Wo are computed and dropped) has, for kernel row ky, the
 // patch run image[(q + ky·Wp)·C .. + KW·C), so the micro-kernel broadcasts straight from the image. For a narrow
 // layer (16 filters) im2col and packing moved each value three times for 16 multiply-adds; here a value is read
-// from cache once per use. Both kernels run 6 rows × 2 vectors of accumulators, as Gemm's micro-kernel, and read a
-// little past the last image (the callers leave <see cref="ConvolutionKernels.Slack"/> floats there).
+// from cache once per use. The weight gradient runs Gemm's micro-kernel strip (6 rows × 2 vectors) on addresses in
+// the images; the product has its own 6 × 2-vector tile, whose six rows are six patches a row of C apart, which the
+// strip's one-pointer addressing cannot express. Both read a little past the last image (the callers leave
+// <see cref="ConvolutionKernels.Slack"/> floats there).
 
 /// <summary>Strip width and slack of the direct convolution kernels.</summary>
 internal static class ConvolutionKernels
@@ -123,23 +125,8 @@ internal unsafe struct PatchGradient : IVecKernel
                 for (int j0 = 0; j0 < run; j0 += 6)
                     for (int col = 0; col < f; col += s)
                     {
-                        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-                           c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-                        float* a = src + (long)ky * wp * c + j0, g = grads + col;
-                        for (int q = 0; q < grid; q++, a += c, g += f)
-                        {
-                            var b0 = TO.Load(g);
-                            var b1 = TO.Load(g + w);
-                            var x = TO.Broadcast(a + 0); c00 = TO.MultiplyAdd(x, b0, c00); c01 = TO.MultiplyAdd(x, b1, c01);
-                            x = TO.Broadcast(a + 1); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11);
-                            x = TO.Broadcast(a + 2); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21);
-                            x = TO.Broadcast(a + 3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31);
-                            x = TO.Broadcast(a + 4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41);
-                            x = TO.Broadcast(a + 5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51);
-                        }
-                        TO.Store(tile, c00); TO.Store(tile + w, c01); TO.Store(tile + s, c10); TO.Store(tile + s + w, c11);
-                        TO.Store(tile + 2 * s, c20); TO.Store(tile + 2 * s + w, c21); TO.Store(tile + 3 * s, c30); TO.Store(tile + 3 * s + w, c31);
-                        TO.Store(tile + 4 * s, c40); TO.Store(tile + 4 * s + w, c41); TO.Store(tile + 5 * s, c50); TO.Store(tile + 5 * s + w, c51);
+                        new Span<float>(tile, 6 * s).Clear();
+                        Gemm.Strip<TV, TO>(grid, src + (long)ky * wp * c + j0, c, grads + col, f, tile, s);
                         int rows = Math.Min(6, run - j0), cols = Math.Min(s, f - col);
                         for (int o = 0; o < cols; o++)
                         {

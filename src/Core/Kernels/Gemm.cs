@@ -262,10 +262,10 @@ public static unsafe class Gemm
     static void EdgeTile<TV, TO>(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float* tile) where TV : unmanaged where TO : ISimd<TV>
     {
         int strip = 2 * TO.Count, direct = mr == MR ? nr / strip * strip : 0;
-        for (int q = 0; q < direct; q += strip) Strip<TV, TO>(kc, a, b + q, c + q, ldc);
+        for (int q = 0; q < direct; q += strip) Strip<TV, TO>(kc, a, MR, b + q, NR, c + q, ldc);
         if (direct == nr) return;
         new Span<float>(tile, MR * NR).Clear();
-        for (int q = direct; q < NR; q += strip) Strip<TV, TO>(kc, a, b + q, tile + q, NR);
+        for (int q = direct; q < NR; q += strip) Strip<TV, TO>(kc, a, MR, b + q, NR, tile + q, NR);
         for (int i = 0; i < mr; i++)
             for (int j = direct; j < nr; j++) c[(long)i * ldc + j] += tile[i * NR + j];
     }
@@ -278,12 +278,14 @@ public static unsafe class Gemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Kernel<TV, TO>(int kc, float* a, float* b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
     {
-        for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO>(kc, a, b + q, c + q, ldc);
+        for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO>(kc, a, MR, b + q, NR, c + q, ldc);
     }
 
-    // Columns [0, 2W) of a 32-wide panel (the caller offsets b and c to the strip).
+    // C[0..6, 0..2W) += Σ_p a[p·aStep + 0..6] · b[p·bStep + 0..2W): here columns [0, 2W) of a 32-wide panel (the caller
+    // offsets b and c to the strip; aStep = MR, bStep = NR); the direct convolution's weight gradient reads its six
+    // patch values and its dy row straight from the images instead (PatchGradient).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Strip<TV, TO>(int kc, float* a, float* b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
+    internal static void Strip<TV, TO>(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
     {
         int w = TO.Count;
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
@@ -298,7 +300,7 @@ public static unsafe class Gemm
             x = TO.Broadcast(a + 3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31);
             x = TO.Broadcast(a + 4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41);
             x = TO.Broadcast(a + 5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51);
-            a += MR; b += NR;
+            a += aStep; b += bStep;
         }
         AddRow<TV, TO>(c, c00, c01); AddRow<TV, TO>(c + ldc, c10, c11); AddRow<TV, TO>(c + 2L * ldc, c20, c21);
         AddRow<TV, TO>(c + 3L * ldc, c30, c31); AddRow<TV, TO>(c + 4L * ldc, c40, c41); AddRow<TV, TO>(c + 5L * ldc, c50, c51);
