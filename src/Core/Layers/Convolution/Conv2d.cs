@@ -162,7 +162,7 @@ public sealed class Conv2d : Module
             Gemm.Multiply(false, false, rows, k, f, 1f, dy, f, weight, k, 1f, dx.Slice(i0 * p * k, rows * k), k);
         else
         {
-            var dcol = Columns(rows * k);
+            var dcol = Buffer.Ensure(ref t_columns, rows * k);
             Gemm.Multiply(false, false, rows, k, f, 1f, dy, f, weight, k, 0f, dcol, k);
             Col2ImAdd(dx, dcol, i0, i1, h, w, ho, wo);
         }
@@ -181,13 +181,6 @@ public sealed class Conv2d : Module
             if (backward) layer.BackwardChunk(x, y, dx, n, h, w, i0, i1, chunk);
             else layer.ForwardChunk(x, y, n, h, w, i0, i1);
         }
-    }
-
-    static float[] Columns(int length)
-    {
-        var buffer = t_columns;
-        if (buffer is null || buffer.Length < length) t_columns = buffer = new float[length];
-        return buffer;
     }
 
     // W in strips of S output columns for PatchProduct: (F / S, K, S), zero past F. Transposed: W′ of the backward
@@ -218,8 +211,7 @@ public sealed class Conv2d : Module
     {
         int hp = h + 2 * Padding, wp = w + 2 * Padding, row = w * channels;
         int length = n * hp * wp * channels + ConvolutionKernels.Slack(KernelSize, channels);
-        if (buffer is null || buffer.Length < length) buffer = new float[length];
-        var padded = buffer.AsSpan(0, length);
+        var padded = Buffer.Ensure(ref buffer, length).AsSpan(0, length);
         int border = Padding * channels, rows = Padding * wp * channels; // the zeros: whole rows above and below, Padding positions either side
         for (int img = 0; img < n; img++)
         {
@@ -265,7 +257,7 @@ public sealed class Conv2d : Module
     Span<float> Im2Col(ReadOnlySpan<float> x, int i0, int i1, int h, int w, int ho, int wo)
     {
         int c = InChannels, k = PatchLength, ks = KernelSize;
-        var col = Columns((i1 - i0) * ho * wo * k).AsSpan(0, (i1 - i0) * ho * wo * k);
+        var col = Buffer.Ensure(ref t_columns, (i1 - i0) * ho * wo * k).AsSpan(0, (i1 - i0) * ho * wo * k);
         int row = 0;
         for (int img = i0; img < i1; img++)
             for (int oy = 0; oy < ho; oy++)
