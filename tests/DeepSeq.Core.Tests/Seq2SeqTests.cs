@@ -37,6 +37,34 @@ public sealed class Seq2SeqTests
         return batch;
     }
 
+    // The classic tricks as options: a model told to reverse (or repeat) its source computes what the plain model
+    // computes on the source reversed (or written twice) by hand, with the same weights.
+    [TestMethod]
+    [DataRow(true, false)]
+    [DataRow(false, true)]
+    [DataRow(true, true)]
+    public void ReversedAndRepeatedSourcesAreFedAsConfigured(bool reverse, bool repeat)
+    {
+        int[] source = [4, 5, 6, 7, 8], target = [4, 5, 6];
+        int[] byHand = reverse ? [.. source.Reverse()] : source;
+        if (repeat) byHand = [.. byHand, .. byHand];
+        float[] Logits(Seq2SeqConfig config, int[] src)
+        {
+            var model = new Seq2SeqModel(config);
+            GradientCheck.Randomize(model, new Random(3), 0.5f);
+            var data = new Seq2SeqDataset();
+            data.Add(src, target);
+            var batch = new Seq2SeqBatch();
+            Seq2SeqTrainer.Fill(batch, model, data, [0]);
+            var logits = new float[batch.TargetSteps * batch.Count * config.TargetVocabularySize];
+            model.Forward(logits, batch, training: false);
+            return logits;
+        }
+        var plain = Tiny(AttentionKind.Additive, RecurrentCellKind.Lstm, RecurrentCellKind.Lstm, true);
+        CollectionAssert.AreEqual(Logits(plain, byHand), Logits(plain with { ReverseSource = reverse, RepeatSource = repeat }, source));
+        CollectionAssert.AreNotEqual(Logits(plain, source), Logits(plain with { ReverseSource = reverse, RepeatSource = repeat }, source));
+    }
+
     [TestMethod]
     [DynamicData(nameof(Architectures))]
     public void EncoderAttentionDecoderGradientsMatchFiniteDifferences(AttentionKind attention, RecurrentCellKind encoder, RecurrentCellKind decoder, bool feeding)
