@@ -104,6 +104,7 @@ public sealed class ConvolutionGradientTests
     }
 
     [TestMethod]
+    [DoNotParallelize] // sets the process-wide Gemm.MaxThreads, which tests running beside it read
     public void Conv2dResultDoesNotDependOnThreads()
     {
         var rng = new Random(3);

@@ -40,6 +40,7 @@ public sealed class GemmTests
     }
 
     [TestMethod]
+    [DoNotParallelize] // sets the process-wide Gemm.MaxThreads, which tests running beside it read
     public void ResultDoesNotDependOnThreadCount()
     {
         var rng = new Random(1);

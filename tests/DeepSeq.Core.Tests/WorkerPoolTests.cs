@@ -115,6 +115,7 @@ public sealed class WorkerPoolTests
     // Several threads multiplying at once (model comparison, prediction engines on several threads): one owns the
     // pool, the others run serially; none waits for another, and every result is the one-thread result.
     [TestMethod]
+    [DoNotParallelize] // sets the process-wide Gemm.MaxThreads, which tests running beside it read
     public void ConcurrentCallersGetTheirOwnResults()
     {
         const int callers = 4, m = 64, n = 160, k = 128; // m·n·k ≥ 2^20: split over threads
