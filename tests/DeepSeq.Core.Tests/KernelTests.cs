@@ -290,6 +290,30 @@ public sealed unsafe class KernelTests
 
     [TestMethod]
     [DynamicData(nameof(Widths))]
+    public void ActivationsKeepNaNAndSaturateAtInfinities(int bits)
+    {
+        // The clamps use the hardware's maximum, which returns its second operand when either is NaN: NaN must come
+        // through as NaN (a diverging model is then detected), not as a clamped ±1.
+        float[] special = [float.NaN, float.PositiveInfinity, float.NegativeInfinity, 100f, -100f, 0f, float.NaN];
+        foreach (bool relu in new[] { false, true })
+        {
+            int n = 3 * special.Length;                                       // whole vectors and a tail at every width
+            var a = Enumerable.Range(0, n).Select(i => special[i % special.Length]).ToArray(); var y = new float[n];
+            fixed (float* pa = a, py = y)
+                Tests.Widths.Run(new RnnForward { Length = n, Relu = relu, Gates = pa, H = py }, bits);
+            for (int i = 0; i < n; i++)
+            {
+                float x = special[i % special.Length];
+                float expected = float.IsNaN(x) ? float.NaN : relu ? Math.Max(x, 0f) : MathF.Sign(x) * (x == 0 ? 0 : 1);
+                string what = $"{bits}-bit relu={relu} x={x}";
+                if (float.IsNaN(expected)) Assert.IsTrue(float.IsNaN(y[i]), what);
+                else Assert.AreEqual(expected, y[i], 1e-6f, what);
+            }
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Widths))]
     public void AdamUpdateMatchesEquations(int bits)
     {
         const float b1 = 0.9f, b2 = 0.999f, lr = 1e-2f, eps = 1e-8f;

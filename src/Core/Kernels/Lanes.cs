@@ -19,6 +19,10 @@ internal unsafe interface ISimd<TV> where TV : unmanaged
 
     static abstract TV Load(float* p);
     static abstract void Store(float* p, TV v);
+    /// <summary>Lanes [0, n) from p, zeros past n (0 &lt; n &lt; Count); reads nothing past p + n.</summary>
+    static abstract TV LoadFirst(float* p, int n);
+    /// <summary>Lanes [0, n) of v to p (0 &lt; n &lt; Count); writes nothing past p + n.</summary>
+    static abstract void StoreFirst(float* p, TV v, int n);
     static abstract TV Create(float x);
     /// <summary>*p in every lane, loaded straight into the register where the instruction set allows.</summary>
     static abstract TV Broadcast(float* p);
@@ -31,6 +35,7 @@ internal unsafe interface ISimd<TV> where TV : unmanaged
     static abstract TV MultiplyAdd(TV a, TV b, TV c);
     static abstract TV Exp(TV x);
     static abstract TV Sqrt(TV x);
+    /// <summary>The larger of a and b; b where either is NaN (pass the operand that may be NaN as b).</summary>
     static abstract TV Max(TV a, TV b);
     /// <summary><paramref name="value"/> where <paramref name="x"/> &gt; 0, else 0.</summary>
     static abstract TV IfPositive(TV x, TV value);
@@ -94,21 +99,34 @@ internal static unsafe class Lanes
 
     /// <summary>Loads n ≤ Count lanes; the lanes past n are zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec<TV, TO> Load<TV, TO>(float* p, int n) where TV : unmanaged where TO : ISimd<TV>
-    {
-        if (n == TO.Count) return new(TO.Load(p));
-        TV v = default;
-        float* lanes = (float*)&v;
-        for (int k = 0; k < n; k++) lanes[k] = p[k];
-        return new(v);
-    }
+    public static Vec<TV, TO> Load<TV, TO>(float* p, int n) where TV : unmanaged where TO : ISimd<TV> =>
+        new(n == TO.Count ? TO.Load(p) : TO.LoadFirst(p, n));
 
     /// <summary>Stores the first n ≤ Count lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store<TV, TO>(float* p, Vec<TV, TO> x, int n) where TV : unmanaged where TO : ISimd<TV>
     {
-        if (n == TO.Count) { TO.Store(p, x.V); return; }
-        TV v = x.V;
+        if (n == TO.Count) TO.Store(p, x.V);
+        else TO.StoreFirst(p, x.V, n);
+    }
+
+    /// <summary>
+    /// The first n lanes through a register image in memory: the tail of a width without masked loads. Out of line,
+    /// because a local whose address is taken sends every vector of the calling kernel's loop to the stack.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static TV LoadThroughMemory<TV>(float* p, int n) where TV : unmanaged
+    {
+        TV v = default;
+        float* lanes = (float*)&v;
+        for (int k = 0; k < n; k++) lanes[k] = p[k];
+        return v;
+    }
+
+    /// <inheritdoc cref="LoadThroughMemory{TV}"/>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void StoreThroughMemory<TV>(float* p, TV v, int n) where TV : unmanaged
+    {
         float* lanes = (float*)&v;
         for (int k = 0; k < n; k++) p[k] = lanes[k];
     }
@@ -117,8 +135,8 @@ internal static unsafe class Lanes
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vec<TV, TO> Sigmoid<TV, TO>(Vec<TV, TO> x) where TV : unmanaged where TO : ISimd<TV>
     {
-        var half = Vec<TV, TO>.Create(0.5f);
-        return new(TO.MultiplyAdd(half.V, Tanh(half * x).V, half.V));
+        var half = TO.Create(0.5f);
+        return new(TO.MultiplyAdd(half, Tanh<TV, TO>(TO.Multiply(half, x.V)), half));
     }
 
     /// <summary>
@@ -128,11 +146,16 @@ internal static unsafe class Lanes
     /// costs several times more (Vector256.Exp works in double precision).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec<TV, TO> Tanh<TV, TO>(Vec<TV, TO> x) where TV : unmanaged where TO : ISimd<TV>
+    public static Vec<TV, TO> Tanh<TV, TO>(Vec<TV, TO> x) where TV : unmanaged where TO : ISimd<TV> => new(Tanh<TV, TO>(x.V));
+
+    // On the raw register: five of these inline into one LSTM step, and the operator wrappers' temporaries would
+    // outnumber the locals the JIT keeps in registers (the rest then live on the stack).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV Tanh<TV, TO>(TV x) where TV : unmanaged where TO : ISimd<TV>
     {
-        var clamp = Vec<TV, TO>.Create(-7.90531110763549805f);
-        x = -Vec<TV, TO>.Max(-Vec<TV, TO>.Max(x, clamp), clamp);
-        var x2 = (x * x).V;
+        var clamp = TO.Create(-7.90531110763549805f);
+        x = TO.Negate(TO.Max(clamp, TO.Negate(TO.Max(clamp, x)))); // x second: NaN stays NaN
+        var x2 = TO.Multiply(x, x);
         var p = TO.MultiplyAdd(x2, TO.Create(-2.76076847742355e-16f), TO.Create(2.00018790482477e-13f));
         p = TO.MultiplyAdd(x2, p, TO.Create(-8.60467152213735e-11f));
         p = TO.MultiplyAdd(x2, p, TO.Create(5.12229709037114e-08f));
@@ -142,6 +165,6 @@ internal static unsafe class Lanes
         var q = TO.MultiplyAdd(x2, TO.Create(1.19825839466702e-06f), TO.Create(1.18534705686654e-04f));
         q = TO.MultiplyAdd(x2, q, TO.Create(2.26843463243900e-03f));
         q = TO.MultiplyAdd(x2, q, TO.Create(4.89352518554385e-03f));
-        return x * new Vec<TV, TO>(p) / new Vec<TV, TO>(q);
+        return TO.Divide(TO.Multiply(x, p), q);
     }
 }
