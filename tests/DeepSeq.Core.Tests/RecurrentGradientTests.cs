@@ -34,6 +34,45 @@ public sealed class RecurrentGradientTests
             CheckNetwork($"{name}-{merge}", new RecurrentNetwork(spec, inputSize: 3, hiddenSize: 4, layers: 2, bidirectional: true, merge: merge));
     }
 
+    [TestMethod]
+    [DoNotParallelize] // sets the process-wide Gemm.MaxThreads, which tests running beside it read
+    [DynamicData(nameof(Cells))]
+    public void ResultsDoNotDependOnThreads(string name, RecurrentCellSpec spec)
+    {
+        // 40 rows of 67 units: a step large enough that its element-wise kernels split by rows, with vector tails;
+        // one direction (its steps split over the threads) and two (the directions run side by side instead).
+        foreach (bool bidirectional in new[] { false, true })
+            CheckThreadIndependence($"{name} bidirectional={bidirectional}", new RecurrentNetwork(spec, inputSize: 9, hiddenSize: 67, layers: 1, bidirectional));
+    }
+
+    static void CheckThreadIndependence(string name, RecurrentNetwork net)
+    {
+        var rng = new Random(name.Length * 7 + 1);
+        GradientCheck.Randomize(net, rng, 0.3f);
+        int T = 4, B = 40;
+        int[] lengths = Enumerable.Range(0, B).Select(b => 1 + b % T).ToArray();
+        var x = GradientCheck.Random(T * B * net.InputSize, rng);
+        var dy = GradientCheck.Random(T * B * net.OutputSize, rng);
+        (float[] Y, float[] Dx, float[] Grads) Run(int threads)
+        {
+            int saved = Kernels.Gemm.MaxThreads;
+            Kernels.Gemm.MaxThreads = threads;
+            try
+            {
+                var y = new float[dy.Length]; var dx = new float[x.Length];
+                foreach (var p in net.Parameters) p.ZeroGradient();
+                net.Forward(y, default, default, x, default, default, lengths, T, B, training: true);
+                net.Backward(dx, default, default, dy, default, default);
+                return (y, dx, net.Parameters.SelectMany(p => p.Gradient.Data).ToArray());
+            }
+            finally { Kernels.Gemm.MaxThreads = saved; }
+        }
+        var one = Run(1); var two = Run(2); var three = Run(3);
+        CollectionAssert.AreEqual(one.Y, two.Y, name); CollectionAssert.AreEqual(one.Y, three.Y, name);
+        CollectionAssert.AreEqual(one.Dx, two.Dx, name); CollectionAssert.AreEqual(one.Dx, three.Dx, name);
+        CollectionAssert.AreEqual(one.Grads, two.Grads, name); CollectionAssert.AreEqual(one.Grads, three.Grads, name);
+    }
+
     static void CheckNetwork(string name, RecurrentNetwork net)
     {
         var rng = new Random(name.Length * 31 + 5);

@@ -8,8 +8,39 @@ namespace DeepSeq.Core.Kernels;
 // so the stores through the float pointers cannot make the JIT reload them, and is compiled fully optimised from its
 // first call (AggressiveOptimization): the tiered JIT's first tier does not inline, and these bodies are all inlining.
 
+/// <summary>A recurrent step's element-wise kernel over rows that are independent of each other.</summary>
+internal interface IRowKernel<TSelf> : IVecKernel where TSelf : struct, IRowKernel<TSelf>
+{
+    /// <summary>The same kernel over rows [first, first + count) of this one.</summary>
+    TSelf Slice(int first, int count);
+}
+
+/// <summary>Runs a row kernel, split by rows over the <see cref="WorkerPool"/> when the step is large enough.</summary>
+internal static class RowKernels
+{
+    // Below this many cells a step's element-wise work (a few ns per cell) is shorter than waking a second core.
+    const int ParallelCells = 2048;
+
+    /// <summary>Runs <paramref name="kernel"/> over its <paramref name="rows"/> rows of <paramref name="hidden"/> cells.</summary>
+    public static void Run<TK>(TK kernel, int rows, int hidden) where TK : struct, IRowKernel<TK>
+    {
+        int parts = (long)rows * hidden < ParallelCells ? 1 : Math.Min(rows, Gemm.Threads);
+        if (parts <= 1) Lanes.Run(kernel);
+        else WorkerPool.Run(parts, new Part<TK>(kernel, rows, parts));
+    }
+
+    readonly struct Part<TK>(TK kernel, int rows, int parts) : IPoolWork where TK : struct, IRowKernel<TK>
+    {
+        public void Run(int part)
+        {
+            int first = rows * part / parts, end = rows * (part + 1) / parts;
+            Lanes.Run(kernel.Slice(first, end - first));
+        }
+    }
+}
+
 /// <summary>LSTM forward: pre-activations (with h_{t−1}·W_hhᵀ added) → gate values in place, c_t, tanh c_t, h_t.</summary>
-internal unsafe struct LstmForward : IVecKernel
+internal unsafe struct LstmForward : IRowKernel<LstmForward>
 {
     public int Rows, Hidden;
     /// <summary>Gate block offsets in a row of gates; <see cref="F"/> &lt; 0 when coupled (f = 1 − i, 3 blocks).</summary>
@@ -17,6 +48,16 @@ internal unsafe struct LstmForward : IVecKernel
     public float* Gates, CPrev, C, H, TanhC;
     /// <summary>Peephole weights (H each); zeros for an absent peephole.</summary>
     public float* PeepI, PeepF, PeepO;
+
+    public readonly LstmForward Slice(int first, int count)
+    {
+        int h = Hidden, gh = (F < 0 ? 3 : 4) * h;
+        var k = this;
+        k.Rows = count;
+        k.Gates += (long)first * gh;
+        k.CPrev += (long)first * h; k.C += (long)first * h; k.H += (long)first * h; k.TanhC += (long)first * h;
+        return k;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
@@ -51,7 +92,7 @@ internal unsafe struct LstmForward : IVecKernel
 }
 
 /// <summary>LSTM backward: dL/d(pre-activations), dc_{t−1}, and the peephole gradients (accumulated).</summary>
-internal unsafe struct LstmBackward : IVecKernel
+internal unsafe struct LstmBackward : IRowKernel<LstmBackward>
 {
     public int Rows, Hidden;
     /// <summary>As in <see cref="LstmForward"/>.</summary>
@@ -59,6 +100,20 @@ internal unsafe struct LstmBackward : IVecKernel
     public float* Gates, CPrev, C, TanhC, DH, DC, DGates, DCPrev;
     /// <summary>Peephole weights (zeros when absent) and their gradients (null when absent).</summary>
     public float* PeepI, PeepF, PeepO, DPeepI, DPeepF, DPeepO;
+
+    /// <summary>True when rows can run apart: no peephole gradient, which every row adds to.</summary>
+    public readonly bool RowsIndependent => DPeepI == null && DPeepF == null && DPeepO == null;
+
+    public readonly LstmBackward Slice(int first, int count)
+    {
+        int h = Hidden, gh = (F < 0 ? 3 : 4) * h;
+        var k = this;
+        k.Rows = count;
+        k.Gates += (long)first * gh; k.DGates += (long)first * gh;
+        k.CPrev += (long)first * h; k.C += (long)first * h; k.TanhC += (long)first * h;
+        k.DH += (long)first * h; k.DC += (long)first * h; k.DCPrev += (long)first * h;
+        return k;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
@@ -104,10 +159,20 @@ internal unsafe struct LstmBackward : IVecKernel
 /// GRU forward, reset after the recurrent matmul: input-side pre-activations and hh = h_{t−1}·W_hhᵀ (3H each)
 /// → r, z, n in place, h_t, and W_hn·h_{t−1} + b_hn kept for backward.
 /// </summary>
-internal unsafe struct GruForward : IVecKernel
+internal unsafe struct GruForward : IRowKernel<GruForward>
 {
     public int Rows, Hidden;
     public float* Gates, Recurrent, BiasHh, HPrev, H, Hn;
+
+    public readonly GruForward Slice(int first, int count)
+    {
+        int h = Hidden;
+        var k = this;
+        k.Rows = count;
+        k.Gates += (long)first * 3 * h; k.Recurrent += (long)first * 3 * h;
+        k.HPrev += (long)first * h; k.H += (long)first * h; k.Hn += (long)first * h;
+        return k;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
@@ -138,10 +203,20 @@ internal unsafe struct GruForward : IVecKernel
 /// GRU backward, reset after the recurrent matmul: the input-side pre-activation gradients (3H) and the
 /// recurrent-side ones (3H; the n block is scaled by r).
 /// </summary>
-internal unsafe struct GruBackward : IVecKernel
+internal unsafe struct GruBackward : IRowKernel<GruBackward>
 {
     public int Rows, Hidden;
     public float* Gates, HPrev, Hn, DH, DGatesX, DGatesH;
+
+    public readonly GruBackward Slice(int first, int count)
+    {
+        int h = Hidden;
+        var k = this;
+        k.Rows = count;
+        k.Gates += (long)first * 3 * h; k.DGatesX += (long)first * 3 * h; k.DGatesH += (long)first * 3 * h;
+        k.HPrev += (long)first * h; k.Hn += (long)first * h; k.DH += (long)first * h;
+        return k;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
@@ -246,7 +321,7 @@ internal unsafe struct RnnForward : IVecKernel
         {
             int n = Math.Min(TO.Count, len - j);
             var x = Lanes.Load<TV, TO>(gates + j, n);
-            var y = relu ? Vec<TV, TO>.Max(x, default) : Lanes.Tanh(x);
+            var y = relu ? Vec<TV, TO>.Max(default, x) : Lanes.Tanh(x); // x second: NaN stays NaN
             Lanes.Store(gates + j, y, n);
             Lanes.Store(hOut + j, y, n);
         }

@@ -80,7 +80,7 @@ public sealed unsafe class GruCell : RecurrentCell
             var hh = Buffer.Ensure(ref _hh, s.Rows * gh).AsSpan(0, s.Rows * gh);
             Gemm.Multiply(false, s.Rows, 1f, s.HPrev, h, RecurrentT, 0f, hh, gh);        // hh = h_{t−1}·W_hhᵀ
             fixed (float* gates = s.Gates, hhp = hh, bias = BiasHh.Value.Data, hPrev = s.HPrev, hOut = s.H, hnOut = s.Cache)
-                Lanes.Run(new GruForward { Rows = s.Rows, Hidden = h, Gates = gates, Recurrent = hhp, BiasHh = bias, HPrev = hPrev, H = hOut, Hn = hnOut });
+                RowKernels.Run(new GruForward { Rows = s.Rows, Hidden = h, Gates = gates, Recurrent = hhp, BiasHh = bias, HPrev = hPrev, H = hOut, Hn = hnOut }, s.Rows, h);
         }
         else
         {
@@ -115,7 +115,7 @@ public sealed unsafe class GruCell : RecurrentCell
         if (After)
         {
             fixed (float* gates = s.Gates, hPrev = s.HPrev, hnIn = s.Cache, dhIn = s.DH, dgx = s.DGatesX, dgh = s.DGatesH)
-                Lanes.Run(new GruBackward { Rows = s.Rows, Hidden = h, Gates = gates, HPrev = hPrev, Hn = hnIn, DH = dhIn, DGatesX = dgx, DGatesH = dgh });
+                RowKernels.Run(new GruBackward { Rows = s.Rows, Hidden = h, Gates = gates, HPrev = hPrev, Hn = hnIn, DH = dhIn, DGatesX = dgx, DGatesH = dgh }, s.Rows, h);
             Gemm.Multiply(false, s.Rows, 1f, s.DGatesH, gh, Recurrent, 0f, s.DHPrev, h);   // dh_{t−1} = dhh·W_hh
         }
         else

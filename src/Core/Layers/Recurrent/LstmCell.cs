@@ -77,11 +77,11 @@ public sealed unsafe class LstmCell : RecurrentCell
         Gemm.Multiply(false, s.Rows, 1f, s.HPrev, h, RecurrentT, 1f, s.Gates, gh); // a += h_{t−1}·W_hhᵀ
         fixed (float* gates = s.Gates, cPrev = s.CPrev, c = s.C, hOut = s.H, tanhC = s.Cache)
         fixed (float* pi = Peephole(PeepholeInput), pf = Peephole(PeepholeForget), po = Peephole(PeepholeOutput))
-            Lanes.Run(new LstmForward
+            RowKernels.Run(new LstmForward
             {
                 Rows = s.Rows, Hidden = h, I = _i, F = _f, G = _g, O = _o,
                 Gates = gates, CPrev = cPrev, C = c, H = hOut, TanhC = tanhC, PeepI = pi, PeepF = pf, PeepO = po,
-            });
+            }, s.Rows, h);
     }
 
     internal override void BackwardStep(in StepBackward s)
@@ -90,13 +90,17 @@ public sealed unsafe class LstmCell : RecurrentCell
         fixed (float* gates = s.Gates, cPrev = s.CPrev, c = s.C, tanhC = s.Cache, dhIn = s.DH, dcIn = s.DC, da = s.DGatesX, dcOut = s.DCPrev)
         fixed (float* pi = Peephole(PeepholeInput), pf = Peephole(PeepholeForget), po = Peephole(PeepholeOutput))
         fixed (float* dpi = PeepholeGradient(PeepholeInput), dpf = PeepholeGradient(PeepholeForget), dpo = PeepholeGradient(PeepholeOutput))
-            Lanes.Run(new LstmBackward
+        {
+            var kernel = new LstmBackward
             {
                 Rows = s.Rows, Hidden = h, I = _i, F = _f, G = _g, O = _o,
                 Gates = gates, CPrev = cPrev, C = c, TanhC = tanhC, DH = dhIn, DC = dcIn, DGates = da, DCPrev = dcOut,
                 PeepI = pi, PeepF = pf, PeepO = po,
                 DPeepI = PeepholeInput is null ? null : dpi, DPeepF = PeepholeForget is null ? null : dpf, DPeepO = PeepholeOutput is null ? null : dpo,
-            });
+            };
+            if (kernel.RowsIndependent) RowKernels.Run(kernel, s.Rows, h);
+            else Lanes.Run(kernel);
+        }
         Gemm.Multiply(false, s.Rows, 1f, s.DGatesX, gh, Recurrent, 0f, s.DHPrev, h);  // dh_{t−1} = da·W_hh
     }
 
