@@ -104,36 +104,64 @@ internal unsafe struct PatchProduct : IVecKernel
 /// dW = dyᵀ·im2col(x) in W's (F, KH, KW, C) layout, where Grads is dy laid on the padded grid (zero at the dropped
 /// columns — the padded dy, offset by one row and one column, is exactly that) and Part is added to, not overwritten.
 /// </summary>
+/// <remarks>
+/// Every (ky, 6 values of a kernel row, 2-vector column strip) tile of dW reads the whole image, so the positions are
+/// taken a block at a time, sized for the block's images and gradients to stay in L1 while all tiles pass over it
+/// (streaming each tile over the whole image from L2 left the kernel waiting on L2 half the time); the tiles'
+/// accumulators live in <see cref="Tiles"/> (<see cref="TileFloats"/>) between blocks.
+/// </remarks>
 internal unsafe struct PatchGradient : IVecKernel
 {
     public float* Source, Grads, Part;
     public int Images, Channels, Kernel, PaddedHeight, PaddedWidth, OutChannels;
     /// <summary>Floats from one image's Grads to the next.</summary>
     public long GradImage;
+    /// <summary>Scratch of <see cref="TileFloats"/> floats.</summary>
+    public float* Tiles;
+
+    /// <summary>Scratch floats the kernel needs: one 6 × 2-vector tile per (ky, 6 patch values, column strip).</summary>
+    public static int TileFloats(int kernel, int channels, int outChannels)
+    {
+        int s = ConvolutionKernels.Strip;
+        return kernel * ((kernel * channels + 5) / 6) * ((outChannels + s - 1) / s) * 6 * s;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int c = Channels, ks = Kernel, wp = PaddedWidth, f = OutChannels, w = TO.Count, s = 2 * w;
         int ho = PaddedHeight - ks + 1, run = ks * c, k = ks * run, grid = ho * wp;
+        int groups = (run + 5) / 6, strips = (f + s - 1) / s, tileSize = 6 * s;
         long imageIn = (long)PaddedHeight * wp * c;
-        float* tile = stackalloc float[6 * s];
+        // Positions per block: its source rows (the block and KH − 1 rows of the grid below it) and its gradient rows
+        // in about 24 KB of the 32 KB L1.
+        int block = Math.Clamp((6144 - (ks - 1) * wp * c) / (c + f), 6, grid);
+        float* tiles = Tiles;
+        new Span<float>(tiles, ks * groups * strips * tileSize).Clear();
         for (int img = 0; img < Images; img++)
         {
             float* src = Source + img * imageIn, grads = Grads + img * GradImage;
-            for (int ky = 0; ky < ks; ky++)
-                for (int j0 = 0; j0 < run; j0 += 6)
-                    for (int col = 0; col < f; col += s)
-                    {
-                        new Span<float>(tile, 6 * s).Clear();
-                        Gemm.Strip<TV, TO>(grid, src + (long)ky * wp * c + j0, c, grads + col, f, tile, s);
-                        int rows = Math.Min(6, run - j0), cols = Math.Min(s, f - col);
-                        for (int o = 0; o < cols; o++)
-                        {
-                            float* dst = Part + (long)(col + o) * k + ky * run + j0;
-                            for (int r = 0; r < rows; r++) dst[r] += tile[r * s + o];
-                        }
-                    }
+            for (int q0 = 0; q0 < grid; q0 += block)
+            {
+                int kc = Math.Min(block, grid - q0);
+                float* tile = tiles;
+                for (int ky = 0; ky < ks; ky++)
+                    for (int j0 = 0; j0 < run; j0 += 6)
+                        for (int col = 0; col < f; col += s, tile += tileSize)
+                            Gemm.Strip<TV, TO>(kc, src + (long)(q0 + ky * wp) * c + j0, c, grads + (long)q0 * f + col, f, tile, s);
+            }
         }
+        float* t = tiles;
+        for (int ky = 0; ky < ks; ky++)
+            for (int j0 = 0; j0 < run; j0 += 6)
+                for (int col = 0; col < f; col += s, t += tileSize)
+                {
+                    int rows = Math.Min(6, run - j0), cols = Math.Min(s, f - col);
+                    for (int o = 0; o < cols; o++)
+                    {
+                        float* dst = Part + (long)(col + o) * k + ky * run + j0;
+                        for (int r = 0; r < rows; r++) dst[r] += t[r * s + o];
+                    }
+                }
     }
 }

@@ -34,6 +34,7 @@ public sealed class Conv2d : Module
 
     [ThreadStatic] static float[]? t_columns; // (rows of a chunk, K) im2col, then dcol; or the padded x; per thread
     [ThreadStatic] static float[]? t_paddedGradients; // the direct path's padded dy, per thread
+    [ThreadStatic] static float[]? t_gradientTiles;   // the direct weight gradient's accumulator tiles, per thread
     float[]? _dWeightParts;             // (chunks, F, K) per-chunk weight gradients, summed in chunk order
     float[]? _forwardStrips, _backwardStrips; // the direct path's W and W′ in the kernels' strips, packed per call
 
@@ -245,11 +246,12 @@ public sealed class Conv2d : Module
     unsafe void Gradient(Span<float> paddedX, Span<float> paddedDy, Span<float> part, int n, int h, int w)
     {
         int hp = h + 2 * Padding, wp = w + 2 * Padding, f = OutChannels;
-        fixed (float* px = paddedX) fixed (float* pg = paddedDy) fixed (float* pp = part)
+        var tiles = Buffer.Ensure(ref t_gradientTiles, PatchGradient.TileFloats(KernelSize, InChannels, f));
+        fixed (float* px = paddedX) fixed (float* pg = paddedDy) fixed (float* pp = part) fixed (float* pt = tiles)
             Lanes.Run(new PatchGradient
             {
                 Source = px, Grads = pg + (long)(wp + 1) * Padding * f, Part = pp, Images = n, Channels = InChannels, Kernel = KernelSize,
-                PaddedHeight = hp, PaddedWidth = wp, OutChannels = f, GradImage = (long)hp * wp * f,
+                PaddedHeight = hp, PaddedWidth = wp, OutChannels = f, GradImage = (long)hp * wp * f, Tiles = pt,
             });
     }
 
