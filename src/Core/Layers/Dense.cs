@@ -28,16 +28,19 @@ public sealed class Dense : Module
     /// <summary>b, (out), or null without bias.</summary>
     public Parameter? Bias { get; }
 
+    // W packed for the multiplies, repacked only when W changes (its Version): a decoder step multiplies by the
+    // same weights many times between optimiser steps, and at inference forever.
+    PackedMatrix? _transposed, _plain;
+
     /// <summary>y = x·Wᵀ + b for <paramref name="n"/> rows.</summary>
     public void Forward(Span<float> y, ReadOnlySpan<float> x, int n)
     {
-        Gemm.Multiply(false, true, n, OutputSize, InputSize, 1f, x, InputSize, Weight.Value.Data, InputSize, 0f, y, OutputSize);
+        ArgumentOutOfRangeException.ThrowIfLessThan(y.Length, n * OutputSize, nameof(y));
         if (Bias is not null)
-            for (int r = 0; r < n; r++)
-            {
-                var row = y.Slice(r * OutputSize, OutputSize);
-                TensorPrimitives.Add(row, Bias.Value.Data, row);
-            }
+            for (int r = 0; r < n; r++) Bias.Value.Data.CopyTo(y.Slice(r * OutputSize, OutputSize)); // the product adds onto b
+        _transposed ??= new PackedMatrix(InputSize, OutputSize);
+        _transposed.PackIfChanged(true, Weight.Value.Data, InputSize, Weight.Version);
+        Gemm.Multiply(false, n, 1f, x, InputSize, _transposed, Bias is null ? 0f : 1f, y, OutputSize);
     }
 
     /// <summary>dW += dyᵀ·x; db += Σ_rows dy; dx += dy·W (skipped when <paramref name="dx"/> is empty).</summary>
@@ -46,7 +49,9 @@ public sealed class Dense : Module
         Gemm.Multiply(true, false, OutputSize, InputSize, n, 1f, dy, OutputSize, x, InputSize, 1f, Weight.Gradient.Data, InputSize);
         if (Bias is not null)
             for (int r = 0; r < n; r++) TensorPrimitives.Add(Bias.Gradient.Data, dy.Slice(r * OutputSize, OutputSize), Bias.Gradient.Data);
-        if (!dx.IsEmpty)
-            Gemm.Multiply(false, false, n, InputSize, OutputSize, 1f, dy, OutputSize, Weight.Value.Data, InputSize, 1f, dx, InputSize);
+        if (dx.IsEmpty) return;
+        _plain ??= new PackedMatrix(OutputSize, InputSize);
+        _plain.PackIfChanged(false, Weight.Value.Data, InputSize, Weight.Version);
+        Gemm.Multiply(false, n, 1f, dy, OutputSize, _plain, 1f, dx, InputSize);
     }
 }
