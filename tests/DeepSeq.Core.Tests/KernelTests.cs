@@ -290,6 +290,30 @@ public sealed unsafe class KernelTests
 
     [TestMethod]
     [DynamicData(nameof(Widths))]
+    public void AdditiveScoresMatchEquations(int bits)
+    {
+        const int positions = 3, stride = 2; // keys of one batch row, every second row of a time-major (S, B, K) memory
+        foreach (int a in Tests.Widths.Lengths(bits))
+        {
+            var rng = new Random(a * 13 + bits);
+            var keys = Uniform(positions * stride * a, rng, -3, 3); var u = Uniform(a, rng, -3, 3); var v = Uniform(a, rng, -1, 1);
+            var z = new float[positions * a]; var scores = new float[positions];
+            var eZ = new double[z.Length]; var eScores = new double[positions];
+            for (int s = 0; s < positions; s++)
+                for (int j = 0; j < a; j++)
+                {
+                    eZ[s * a + j] = Math.Tanh((double)keys[s * stride * a + j] + u[j]);
+                    eScores[s] += v[j] * eZ[s * a + j];
+                }
+            fixed (float* pk = keys, pu = u, pv = v, pz = z, ps = scores)
+                Tests.Widths.Run(new AdditiveScores { Length = positions, Size = a, KeyStride = stride * a, Keys = pk, U = pu, V = pv, Z = pz, Scores = ps }, bits);
+            Close(eZ, z, $"{bits}-bit A={a} tanh");
+            Close(eScores, scores, $"{bits}-bit A={a} scores");
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Widths))]
     public void ActivationsKeepNaNAndSaturateAtInfinities(int bits)
     {
         // The clamps use the hardware's maximum, which returns its second operand when either is NaN: NaN must come

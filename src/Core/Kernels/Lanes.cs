@@ -37,6 +37,8 @@ internal unsafe interface ISimd<TV> where TV : unmanaged
     static abstract TV Sqrt(TV x);
     /// <summary>The larger of a and b; b where either is NaN (pass the operand that may be NaN as b).</summary>
     static abstract TV Max(TV a, TV b);
+    /// <summary>The sum of the lanes.</summary>
+    static abstract float Sum(TV x);
     /// <summary><paramref name="value"/> where <paramref name="x"/> &gt; 0, else 0.</summary>
     static abstract TV IfPositive(TV x, TV value);
 }

@@ -147,13 +147,14 @@ public sealed class Attention : Module
             var alpha = _weights.AsSpan((t * B + b) * S, S);
             if (Kind == AttentionKind.Additive)
             {
-                var ub = u.Slice(b * A, A);
-                for (int s = 0; s < len; s++)
+                unsafe
                 {
-                    var z = _tanh.AsSpan(((t * B + b) * S + s) * A, A);
-                    TensorPrimitives.Add(keys.Slice((s * B + b) * K, K), ub, z);
-                    TensorPrimitives.Tanh(z, z);
-                    alpha[s] = TensorPrimitives.Dot(_v!.Value.Data, z);       // e_s = vᵀ·tanh(W_q·q + k_s)
+                    fixed (float* pk = keys, pu = u, pv = _v!.Value.Data, pz = _tanh, pa = alpha)
+                        Lanes.Run(new AdditiveScores                                  // e_s = vᵀ·tanh(W_q·q + k_s)
+                        {
+                            Length = len, Size = A, KeyStride = (long)B * K, Keys = pk + (long)b * K, U = pu + (long)b * A, V = pv,
+                            Z = pz + (long)(t * B + b) * S * A, Scores = pa,
+                        });
                 }
             }
             else
