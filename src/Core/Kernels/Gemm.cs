@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace DeepSeq.Core.Kernels;
 
@@ -220,11 +221,31 @@ public static unsafe class Gemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackA(bool transA, float alpha, float* a, int lda, int i0, int mc, int p0, int kc, float* dst)
     {
+        if (transA)
+        {
+            // op(A)[i, p] = A[p, i]: stored row p holds the block's mc values of depth p side by side, so each row is
+            // read once, front to back, and dealt out six at a time to the panels (a weight gradient dGᵀ·X packs a
+            // tall dG this way; reading it panel by panel jumped a whole row of dG for every six values).
+            for (int p = 0; p < kc; p++)
+            {
+                float* src = a + (long)(p0 + p) * lda + i0, d = dst + p * MR;
+                int ir = 0;
+                var va = Vector128.Create(alpha);
+                for (; ir + MR <= mc; ir += MR, d += MR * kc)
+                {
+                    Vector128.Store(va * Vector128.Load(src + ir), d);
+                    d[4] = alpha * src[ir + 4]; d[5] = alpha * src[ir + 5];
+                }
+                if (ir < mc)
+                    for (int r = 0; r < MR; r++) d[r] = ir + r < mc ? alpha * src[ir + r] : 0f;
+            }
+            return;
+        }
         for (int ir = 0; ir < mc; ir += MR)
         {
             int mr = Math.Min(MR, mc - ir);
             float* panel = dst + ir * kc;
-            if (!transA && mr == MR)
+            if (mr == MR)
             {
                 // A full panel of row-major A: six row pointers walked together, unrolled. This is the hot packing
                 // of an im2col product, whose narrow C (16 or 32 filters) gives each packed value little work.
@@ -238,18 +259,9 @@ public static unsafe class Gemm
             }
             for (int p = 0; p < kc; p++)
             {
-                float* d = panel + p * MR;
+                float* d = panel + p * MR, src = a + (long)(i0 + ir) * lda + p0 + p;
                 int r = 0;
-                if (transA)
-                {
-                    float* src = a + (long)(p0 + p) * lda + i0 + ir;
-                    for (; r < mr; r++) d[r] = alpha * src[r];
-                }
-                else
-                {
-                    float* src = a + (long)(i0 + ir) * lda + p0 + p;
-                    for (; r < mr; r++) d[r] = alpha * src[(long)r * lda];
-                }
+                for (; r < mr; r++) d[r] = alpha * src[(long)r * lda];
                 for (; r < MR; r++) d[r] = 0f;
             }
         }
