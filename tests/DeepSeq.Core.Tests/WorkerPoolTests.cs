@@ -50,6 +50,34 @@ public sealed class WorkerPoolTests
         Assert.AreNotEqual(threads[0], threads[1], "part 1 ran on a worker while the caller held part 0");
     }
 
+    // Parts 0 and 1 each wait until the other has started, so neither thread can take both.
+    readonly struct MeetingParts(int[] threads) : IPoolWork
+    {
+        public void Run(int part)
+        {
+            threads[part] = Environment.CurrentManagedThreadId;
+            var seen = threads;
+            SpinWait.SpinUntil(() => Volatile.Read(ref seen[1 - part]) != 0, TimeSpan.FromSeconds(10));
+        }
+    }
+
+    [TestMethod]
+    [DoNotParallelize] // alone, so that no other test's job owns the pool (its second caller would run serially)
+    public void EachThreadTakesItsHomePartFirst()
+    {
+        if (Environment.ProcessorCount < 2) return;
+        // Part p of every job on the same thread: the caller part 0, the first worker part 1 — whether that worker is
+        // awake when the job starts (the rounds right after another) or has to be woken (after a pause).
+        for (int round = 0; round < 20; round++)
+        {
+            var threads = new int[2];
+            WorkerPool.Run(2, new MeetingParts(threads));
+            Assert.AreEqual(Environment.CurrentManagedThreadId, threads[0], $"round {round}: part 0 on the caller");
+            Assert.AreNotEqual(Environment.CurrentManagedThreadId, threads[1], $"round {round}: part 1 on a worker");
+            if (round % 5 == 4) Thread.Sleep(2);
+        }
+    }
+
     // Part 0 holds the caller until another thread has started a part, so that a worker runs the throwing part.
     readonly struct Throwing(int throwingPart, int[] started) : IPoolWork
     {

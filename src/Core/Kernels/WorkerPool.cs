@@ -16,9 +16,11 @@ internal interface IPoolWork
 /// struct the workers reach through a pointer to the caller's stack, and the caller runs parts too.
 /// </summary>
 /// <remarks>
-/// <para>Parts are claimed one at a time from a shared counter by the caller and the workers that are awake, so a
-/// job never waits for a worker that is slow to wake (the caller then runs the parts itself), and any number of parts
-/// runs on any number of workers. Which thread runs a part does not change what the part computes.</para>
+/// <para>Parts are claimed one at a time, by the caller and the workers that are awake, each taking its own home part
+/// first and then any part left, so a job never waits for a worker that is slow to wake (the caller then runs the parts
+/// itself), any number of parts runs on any number of workers, and with all threads awake part p of every job runs on
+/// the same core (its cache keeps that part's data from one job to the next). Which thread runs a part does not change
+/// what the part computes.</para>
 /// <para>Workers spin for <see cref="SpinMicroseconds"/> after a job, which keeps them ready for the next small
 /// multiply of a recurrent step, then block: an idle pool takes no processor time from other work in the process.</para>
 /// <para>One caller at a time owns the pool. A second caller — another thread multiplying at the same time, or code
@@ -40,7 +42,7 @@ internal static unsafe class WorkerPool
     // 1 while a caller owns the pool.
     static int s_owned;
 
-    // The job: its generation, part count and next unclaimed part in one word, so that a claim (a compare-exchange on
+    // The job: its generation and the mask of its unclaimed parts in one word, so that a claim (a compare-exchange on
     // it) also proves the claimed job is the current one. The fields below belong to that job; they are rewritten
     // only after all its parts have finished, so a claimed part reads its own job's.
     static long s_claims;
@@ -79,7 +81,7 @@ internal static unsafe class WorkerPool
             for (int part = 0; part < parts; part++) work.Run(part);
             return;
         }
-        if (threads < parts) RunOnPool(threads, new Strided<TWork>(work, parts, threads));
+        if (threads < parts || parts > MaxParts) RunOnPool(Math.Min(threads, MaxParts), new Strided<TWork>(work, parts, Math.Min(threads, MaxParts)));
         else RunOnPool(parts, work);
     }
 
@@ -94,7 +96,6 @@ internal static unsafe class WorkerPool
 
     static void RunOnPool<TWork>(int parts, TWork work) where TWork : struct, IPoolWork
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(parts, ushort.MaxValue);
         if (Workers().Length == 0 || Interlocked.CompareExchange(ref s_owned, 1, 0) != 0)
         {
             t_serial++;
@@ -110,11 +111,11 @@ internal static unsafe class WorkerPool
             s_unfinished = parts;
             s_error = null;
             int generation = Generation(s_claims) + 1;
-            Volatile.Write(ref s_claims, Claims(generation, parts, 0)); // publishes the fields above
+            Volatile.Write(ref s_claims, (long)generation << 32 | (uint)(ulong.MaxValue >> (64 - parts))); // publishes the fields above
             var workers = s_workers!;
             for (int w = 0; w < Math.Min(parts - 1, workers.Length); w++) workers[w].Unpark();
             t_serial++;
-            try { Participate(generation); }
+            try { Participate(generation, 0); }
             finally { t_serial--; }
             WaitForParts();
             s_work = null;
@@ -127,18 +128,24 @@ internal static unsafe class WorkerPool
 
     static void RunPart<TWork>(void* work, int part) where TWork : struct, IPoolWork => Unsafe.AsRef<TWork>(work).Run(part);
 
-    static long Claims(int generation, int parts, int next) => (long)generation << 32 | (uint)(parts << 16 | next);
     static int Generation(long claims) => (int)(claims >> 32);
 
-    // Claims and runs parts of the given job until none is left (or the job is no longer current).
-    static void Participate(int generation)
+    // Parts a job may have, one bit each in the claims word; more are folded into this many (Strided).
+    const int MaxParts = 32;
+
+    // Claims and runs parts of the given job until none is left (or the job is no longer current). A participant
+    // takes its home part first (the caller part 0, worker w part w + 1), so that the same part of consecutive jobs
+    // — the same column panels of a recurrent weight at every time step — runs on the same core, whose cache holds
+    // them; then any part left.
+    static void Participate(int generation, int home)
     {
         while (true)
         {
             long claims = Volatile.Read(ref s_claims);
-            int parts = (int)(claims >> 16) & 0xFFFF, next = (int)claims & 0xFFFF;
-            if (Generation(claims) != generation || next >= parts) return;
-            if (Interlocked.CompareExchange(ref s_claims, claims + 1, claims) != claims) continue;
+            uint unclaimed = (uint)claims;
+            if (Generation(claims) != generation || unclaimed == 0) return;
+            int next = home < MaxParts && (unclaimed & 1u << home) != 0 ? home : System.Numerics.BitOperations.TrailingZeroCount(unclaimed);
+            if (Interlocked.CompareExchange(ref s_claims, claims & ~(1L << next), claims) != claims) continue;
             try
             {
                 if (Volatile.Read(ref s_error) is null) s_run(s_work, next);
@@ -172,7 +179,7 @@ internal static unsafe class WorkerPool
             workers = new Parker[Environment.ProcessorCount - 1];
             for (int w = 0; w < workers.Length; w++)
             {
-                workers[w] = new Parker();
+                workers[w] = new Parker(w + 1);
                 new Thread(Work) { IsBackground = true, Name = $"DeepSeq worker {w + 1}" }.Start(workers[w]);
             }
             return s_workers = workers;
@@ -196,7 +203,7 @@ internal static unsafe class WorkerPool
                 else me.Lower();
             }
             seen = generation;
-            Participate(generation);
+            Participate(generation, me.Home);
         }
     }
 
@@ -205,8 +212,10 @@ internal static unsafe class WorkerPool
     /// its flag, checks the condition, then parks or lowers the flag; the changer, after the change, unparks — which
     /// signals only a raised flag, so a change made after the check always wakes the waiter.
     /// </summary>
-    sealed class Parker
+    sealed class Parker(int home = 0)
     {
+        /// <summary>The part this thread takes first (<see cref="Participate"/>).</summary>
+        public int Home { get; } = home;
         int _raised;
         readonly SemaphoreSlim _signal = new(0);
 
