@@ -8,7 +8,7 @@ public sealed class GemmTests
     // Sizes around the tile and block edges (MR = 6, NR = 32, KC = 256, MC = 96) so that every tail path runs.
     public static IEnumerable<object[]> Shapes()
     {
-        int[] ms = [1, 5, 6, 7, 97, 200], ns = [1, 31, 32, 33, 65], ks = [1, 17, 256, 300];
+        int[] ms = [1, 5, 6, 7, 10, 32, 97, 200], ns = [1, 31, 32, 33, 65], ks = [1, 17, 256, 300];
         var rng = new Random(3);
         foreach (int m in ms) foreach (int n in ns) foreach (int k in ks)
             if (rng.Next(3) == 0 || (m * n * k) < 2000) yield return [m, n, k, rng.Next(4)];
@@ -122,13 +122,14 @@ public sealed class GemmTests
     }
 
     // Every width of C from 1 to past three strips (a strip is two vectors: 16 columns at 256 bits), with full and
-    // cut row tiles: the strips of an edge tile that lie inside C are written directly, the rest through scratch.
+    // cut row tiles of every height (6 + 1 … 6 + 5 rows, and a recurrent step's 32): the strips of an edge tile that lie
+    // inside C are written directly by a strip of exactly its rows, the rest through scratch.
     [TestMethod]
     [DynamicData(nameof(Widths.All), typeof(Widths))]
     public void EdgeTilesOfEveryWidthMatchReference(int bits)
     {
         for (int n = 1; n <= 3 * 16 + 1; n++)
-            foreach (int m in (int[])[6, 13])
+            foreach (int m in (int[])[6, 7, 8, 9, 10, 11, 32])
             {
                 var rng = new Random(bits + 100 * n + m);
                 int k = 19, ldc = n + 1;

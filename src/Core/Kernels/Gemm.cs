@@ -267,17 +267,27 @@ public static unsafe class Gemm
         }
     }
 
-    // A tile cut by the edge of C (mr rows, nr columns). With all MR rows, the strips wholly inside nr go straight
-    // into C — a 16-filter convolution's C is 16 wide, half a panel, on every tile — and the rest of the tile is
-    // computed on the zero-padded panels into a scratch tile, of which only the valid part is added.
+    // A tile cut by the edge of C (mr rows, nr columns). The strips wholly inside nr go straight into C with a strip of
+    // exactly mr rows — a recurrent step's 32 rows end in a tile of 2, which a 6-row strip would compute three times
+    // over — and the rest of the tile is computed on the zero-padded panels into a scratch tile, of which only the
+    // valid part is added (a 16-filter convolution's C is 16 wide, half a panel, on every tile).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void EdgeTile<TV, TO>(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float* tile) where TV : unmanaged where TO : ISimd<TV>
     {
-        int strip = 2 * TO.Count, direct = mr == MR ? nr / strip * strip : 0;
-        for (int q = 0; q < direct; q += strip) Strip<TV, TO>(kc, a, MR, b + q, NR, c + q, ldc);
+        int strip = 2 * TO.Count, direct = nr / strip * strip;
+        for (int q = 0; q < direct; q += strip)
+            switch (mr)
+            {
+                case 1: Strip<TV, TO, Rows1>(kc, a, MR, b + q, NR, c + q, ldc); break;
+                case 2: Strip<TV, TO, Rows2>(kc, a, MR, b + q, NR, c + q, ldc); break;
+                case 3: Strip<TV, TO, Rows3>(kc, a, MR, b + q, NR, c + q, ldc); break;
+                case 4: Strip<TV, TO, Rows4>(kc, a, MR, b + q, NR, c + q, ldc); break;
+                case 5: Strip<TV, TO, Rows5>(kc, a, MR, b + q, NR, c + q, ldc); break;
+                default: Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, c + q, ldc); break;
+            }
         if (direct == nr) return;
         new Span<float>(tile, MR * NR).Clear();
-        for (int q = direct; q < NR; q += strip) Strip<TV, TO>(kc, a, MR, b + q, NR, tile + q, NR);
+        for (int q = direct; q < NR; q += strip) Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, tile + q, NR);
         for (int i = 0; i < mr; i++)
             for (int j = direct; j < nr; j++) c[(long)i * ldc + j] += tile[i * NR + j];
     }
@@ -290,16 +300,18 @@ public static unsafe class Gemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Kernel<TV, TO>(int kc, float* a, float* b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
     {
-        for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO>(kc, a, MR, b + q, NR, c + q, ldc);
+        for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, c + q, ldc);
     }
 
-    // C[0..6, 0..2W) += Σ_p a[p·aStep + 0..6] · b[p·bStep + 0..2W): here columns [0, 2W) of a 32-wide panel (the caller
-    // offsets b and c to the strip; aStep = MR, bStep = NR); the direct convolution's weight gradient reads its six
-    // patch values and its dy row straight from the images instead (PatchGradient).
+    // C[0..R, 0..2W) += Σ_p a[p·aStep + 0..R) · b[p·bStep + 0..2W) for R = TR.Count ≤ 6 rows: here columns [0, 2W) of a
+    // 32-wide panel (the caller offsets b and c to the strip; aStep = MR, bStep = NR); the direct convolution's weight
+    // gradient reads its six patch values and its dy row straight from the images instead (PatchGradient). TR.Count is
+    // a constant in each compiled copy, so the rows past it and their accumulators are compiled away.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Strip<TV, TO>(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
+    internal static void Strip<TV, TO, TR>(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc)
+        where TV : unmanaged where TO : ISimd<TV> where TR : IRowCount
     {
-        int w = TO.Count;
+        int w = TO.Count, rows = TR.Count;
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
@@ -307,15 +319,19 @@ public static unsafe class Gemm
             var b0 = TO.Load(b);
             var b1 = TO.Load(b + w);
             var x = TO.Broadcast(a + 0); c00 = TO.MultiplyAdd(x, b0, c00); c01 = TO.MultiplyAdd(x, b1, c01);
-            x = TO.Broadcast(a + 1); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11);
-            x = TO.Broadcast(a + 2); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21);
-            x = TO.Broadcast(a + 3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31);
-            x = TO.Broadcast(a + 4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41);
-            x = TO.Broadcast(a + 5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51);
+            if (rows > 1) { x = TO.Broadcast(a + 1); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11); }
+            if (rows > 2) { x = TO.Broadcast(a + 2); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21); }
+            if (rows > 3) { x = TO.Broadcast(a + 3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31); }
+            if (rows > 4) { x = TO.Broadcast(a + 4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41); }
+            if (rows > 5) { x = TO.Broadcast(a + 5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51); }
             a += aStep; b += bStep;
         }
-        AddRow<TV, TO>(c, c00, c01); AddRow<TV, TO>(c + ldc, c10, c11); AddRow<TV, TO>(c + 2L * ldc, c20, c21);
-        AddRow<TV, TO>(c + 3L * ldc, c30, c31); AddRow<TV, TO>(c + 4L * ldc, c40, c41); AddRow<TV, TO>(c + 5L * ldc, c50, c51);
+        AddRow<TV, TO>(c, c00, c01);
+        if (rows > 1) AddRow<TV, TO>(c + ldc, c10, c11);
+        if (rows > 2) AddRow<TV, TO>(c + 2L * ldc, c20, c21);
+        if (rows > 3) AddRow<TV, TO>(c + 3L * ldc, c30, c31);
+        if (rows > 4) AddRow<TV, TO>(c + 4L * ldc, c40, c41);
+        if (rows > 5) AddRow<TV, TO>(c + 5L * ldc, c50, c51);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -520,3 +536,16 @@ public sealed unsafe class PackedMatrix : IDisposable
         _buffer = [];
     }
 }
+
+/// <summary>Rows of a GEMM strip (<c>Gemm.Strip</c>), a constant of each compiled copy.</summary>
+internal interface IRowCount
+{
+    static abstract int Count { get; }
+}
+
+internal readonly struct Rows1 : IRowCount { public static int Count => 1; }
+internal readonly struct Rows2 : IRowCount { public static int Count => 2; }
+internal readonly struct Rows3 : IRowCount { public static int Count => 3; }
+internal readonly struct Rows4 : IRowCount { public static int Count => 4; }
+internal readonly struct Rows5 : IRowCount { public static int Count => 5; }
+internal readonly struct Rows6 : IRowCount { public static int Count => 6; }
