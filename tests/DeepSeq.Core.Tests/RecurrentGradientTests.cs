@@ -39,10 +39,12 @@ public sealed class RecurrentGradientTests
     [DynamicData(nameof(Cells))]
     public void ResultsDoNotDependOnThreads(string name, RecurrentCellSpec spec)
     {
-        // 40 rows of 67 units: a step large enough that its element-wise kernels split by rows, with vector tails;
-        // one direction (its steps split over the threads) and two (the directions run side by side instead).
-        foreach (bool bidirectional in new[] { false, true })
-            CheckThreadIndependence($"{name} bidirectional={bidirectional}", new RecurrentNetwork(spec, inputSize: 9, hiddenSize: 67, layers: 1, bidirectional));
+        // 40 rows of 67 units: a step whose element-wise kernels split by rows but whose product does not; of 131 units:
+        // one whose product splits too; vector tails in both. One direction (its steps split over the threads) and two
+        // (the directions run side by side instead).
+        foreach (int hidden in new[] { 67, 131 })
+            foreach (bool bidirectional in new[] { false, true })
+                CheckThreadIndependence($"{name} H={hidden} bidirectional={bidirectional}", new RecurrentNetwork(spec, inputSize: 9, hiddenSize: hidden, layers: 1, bidirectional));
     }
 
     static void CheckThreadIndependence(string name, RecurrentNetwork net)
