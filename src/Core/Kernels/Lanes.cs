@@ -113,7 +113,8 @@ internal static unsafe class Lanes
     }
 
     /// <summary>
-    /// The first n lanes through a register image in memory: the tail of a width without masked loads. Out of line,
+    /// The first n lanes through a register image in memory: the tail where no masked load is used (512-bit, and
+    /// 128-bit without AVX). Out of line,
     /// because a local whose address is taken sends every vector of the calling kernel's loop to the stack.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]

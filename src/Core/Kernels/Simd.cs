@@ -9,9 +9,9 @@ namespace DeepSeq.Core.Kernels;
 // and inlines away, so a generic kernel compiles to the code one would write for that width by hand.
 // MultiplyAdd is MultiplyAddEstimate: fused where the hardware has FMA, a multiply and an add where it has not
 // (FusedMultiplyAdd falls back to a software FMA there, several times slower than the two instructions).
-// Max is the hardware's maximum (one maxps), not VectorN.Max's IEEE maximum (a compare-and-blend sequence that
-// costs the recurrent gates a third of their time): it returns b where either is NaN (x86; Arm returns NaN from
-// either side), so kernels pass the value that may be NaN as b, and NaN stays NaN.
+// Max is the hardware's maximum (one maxps), not VectorN.Max's IEEE maximum (about ten compare, blend and or
+// instructions, twice in every tanh of the recurrent gates): it returns b where either is NaN (x86; Arm returns NaN
+// from either side), so kernels pass the value that may be NaN as b, and NaN stays NaN.
 
 /// <summary>512-bit registers (16 floats).</summary>
 internal readonly unsafe struct Simd512 : ISimd<Vector512<float>>
