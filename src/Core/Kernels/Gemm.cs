@@ -102,6 +102,18 @@ public static unsafe class Gemm
         PackedMatrix b, float beta, Span<float> c, int ldc)
         => Lanes.Run(new Product(transA, m, alpha, a, lda, b, beta, c, ldc));
 
+    /// <summary>
+    /// C = A · B + row for the m rows of C (a layer's bias on every row): the row is written into C first and the
+    /// product added onto it, one pass over C instead of a cleared C, the product and an add per row.
+    /// </summary>
+    internal static void MultiplyAddRow(int m, ReadOnlySpan<float> a, int lda, PackedMatrix b, ReadOnlySpan<float> row, Span<float> c, int ldc)
+    {
+        int n = b.Columns;
+        CheckOperand(false, m, n, c.Length, ldc, "C");
+        for (int r = 0; r < m; r++) row[..n].CopyTo(c.Slice(r * ldc, n));
+        Multiply(false, m, 1f, a, lda, b, 1f, c, ldc);
+    }
+
     /// <summary>One multiply by a packed B, runnable at any width (<see cref="Lanes.Run{TKernel}"/> picks the widest; tests pick each).</summary>
     internal readonly ref struct Product(bool transA, int m, float alpha, ReadOnlySpan<float> a, int lda,
         PackedMatrix b, float beta, Span<float> c, int ldc) : IVecKernel

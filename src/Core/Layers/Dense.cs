@@ -35,12 +35,10 @@ public sealed class Dense : Module
     /// <summary>y = x·Wᵀ + b for <paramref name="n"/> rows.</summary>
     public void Forward(Span<float> y, ReadOnlySpan<float> x, int n)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(y.Length, n * OutputSize, nameof(y));
-        if (Bias is not null)
-            for (int r = 0; r < n; r++) Bias.Value.Data.CopyTo(y.Slice(r * OutputSize, OutputSize)); // the product adds onto b
         _transposed ??= new PackedMatrix(InputSize, OutputSize);
         _transposed.PackIfChanged(true, Weight.Value.Data, InputSize, Weight.Version);
-        Gemm.Multiply(false, n, 1f, x, InputSize, _transposed, Bias is null ? 0f : 1f, y, OutputSize);
+        if (Bias is null) Gemm.Multiply(false, n, 1f, x, InputSize, _transposed, 0f, y, OutputSize);
+        else Gemm.MultiplyAddRow(n, x, InputSize, _transposed, Bias.Value.Data, y, OutputSize);
     }
 
     /// <summary>dW += dyᵀ·x; db += Σ_rows dy; dx += dy·W (skipped when <paramref name="dx"/> is empty).</summary>

@@ -94,9 +94,7 @@ public sealed class RecurrentCellSteps
         var xt = _x.AsSpan(t * B * I, B * I);
         x.CopyTo(xt);
         var g = _gates.AsSpan(t * B * GH, B * GH);
-        Gemm.Multiply(false, B, 1f, xt, I, Cell.InputT, 0f, g, GH);      // a = x·W_ihᵀ
-        var bias = _bias.AsSpan(0, GH);
-        for (int r = 0; r < B; r++) TensorPrimitives.Add(g.Slice(r * GH, GH), bias, g.Slice(r * GH, GH));
+        Gemm.MultiplyAddRow(B, xt, I, Cell.InputT, _bias.AsSpan(0, GH), g, GH); // a = x·W_ihᵀ + b
         Cell.ForwardStep(new StepForward
         {
             Rows = B,

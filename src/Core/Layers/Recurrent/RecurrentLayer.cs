@@ -90,12 +90,10 @@ public sealed class RecurrentLayer
 
         // Input projection of every step at once: gates = x·W_ihᵀ + b_ih (+ b_hh).
         var gates = _gates.AsSpan(0, tb * GH);
-        // The biases go in first and the product adds onto them: one pass over the gates instead of a clear and an add.
         var bias = _bias.AsSpan(0, GH);
         Cell.InputBias(bias);
-        for (int r = 0; r < tb; r++) bias.CopyTo(gates.Slice(r * GH, GH));
         Cell.InputT.PackIfChanged(true, Cell.WeightIh.Value.Data, I, Cell.WeightIh.Version);
-        Gemm.Multiply(false, tb, 1f, xs, I, Cell.InputT, 1f, gates, GH);
+        Gemm.MultiplyAddRow(tb, xs, I, Cell.InputT, bias, gates, GH);
 
         Recur(y, hT, cT, h0, c0);
     }
