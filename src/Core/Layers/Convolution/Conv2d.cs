@@ -36,7 +36,11 @@ public sealed class Conv2d : Module
     [ThreadStatic] static float[]? t_paddedGradients; // the direct path's padded dy, per thread
     [ThreadStatic] static float[]? t_gradientTiles;   // the direct weight gradient's accumulator tiles, per thread
     float[]? _dWeightParts;             // (chunks, F, K) per-chunk weight gradients, summed in chunk order
-    float[]? _forwardStrips, _backwardStrips; // the direct path's W and W′ in the kernels' strips, packed per call
+    // W in the layout each pass multiplies by, packed again only when W changes (its Version), not at every call: the
+    // direct path's strips of W (forward) and W′ (dx), or W packed for the im2col products.
+    float[]? _forwardStrips, _backwardStrips;
+    long _forwardStripsVersion = -1, _backwardStripsVersion = -1;
+    PackedMatrix? _forwardPacked, _backwardPacked;
 
     /// <summary>Creates the layer with zero weights (initialise with <see cref="Training.Initializers.HeNormal"/>).</summary>
     public Conv2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0, bool useBias = false)
@@ -89,7 +93,12 @@ public sealed class Conv2d : Module
     {
         int p = OutputSize(h) * OutputSize(w);
         CheckLength(x.Length, n * h * w * InChannels, "x"); CheckLength(y.Length, n * p * OutChannels, "y");
-        if (Direct) PackStrips(ref _forwardStrips, transposed: false);
+        if (Direct) PackStrips(ref _forwardStrips, ref _forwardStripsVersion, transposed: false);
+        else
+        {
+            _forwardPacked ??= new PackedMatrix(PatchLength, OutChannels);
+            _forwardPacked.PackIfChanged(true, Weight.Value.Data, PatchLength, Weight.Version); // Wᵀ (K, F)
+        }
         int perChunk = ImagesPerChunk(p);
         fixed (float* px = x) fixed (float* py = y)
             WorkerPool.Run((n + perChunk - 1) / perChunk, new Chunks(this, backward: false, px, py, null, n, h, w, perChunk));
@@ -105,7 +114,12 @@ public sealed class Conv2d : Module
         if (!dx.IsEmpty) CheckLength(dx.Length, x.Length, "dx");
         int perChunk = ImagesPerChunk(p), chunks = (n + perChunk - 1) / perChunk;
         var parts = Buffer.Ensure(ref _dWeightParts, chunks * f * k);
-        if (Direct && !dx.IsEmpty) PackStrips(ref _backwardStrips, transposed: true);
+        if (!dx.IsEmpty && Direct) PackStrips(ref _backwardStrips, ref _backwardStripsVersion, transposed: true);
+        else if (!dx.IsEmpty)
+        {
+            _backwardPacked ??= new PackedMatrix(f, k);
+            _backwardPacked.PackIfChanged(false, Weight.Value.Data, k, Weight.Version); // W (F, K)
+        }
         fixed (float* px = x) fixed (float* pdy = dy) fixed (float* pdx = dx) // an empty dx pins as null: no dx wanted
             WorkerPool.Run(chunks, new Chunks(this, backward: true, px, pdy, pdx, n, h, w, perChunk));
         var dW = Weight.Gradient.Data;
@@ -123,18 +137,17 @@ public sealed class Conv2d : Module
         int ho = OutputSize(h), wo = OutputSize(w), p = ho * wo, k = PatchLength, f = OutChannels, c = InChannels, rows = (i1 - i0) * p;
         var x = new ReadOnlySpan<float>(px, n * h * w * c);
         var y = new Span<float>(py + (long)i0 * p * f, rows * f);
+        var bias = Bias?.Value.Data;
         if (Direct)
         {
             var padded = Pad(ref t_columns, x.Slice(i0 * h * w * c, (i1 - i0) * h * w * c), i1 - i0, h, w, c);
-            Product(padded, c, _forwardStrips!, y, f, i1 - i0, h, w, accumulate: false);
+            if (bias is not null) for (int r = 0; r < rows; r++) bias.CopyTo(y.Slice(r * f, f)); // the product adds onto b
+            Product(padded, c, _forwardStrips!, y, f, i1 - i0, h, w, accumulate: bias is not null);
+            return;
         }
-        else
-        {
-            ReadOnlySpan<float> col = Pointwise ? x.Slice(i0 * p * k, rows * k) : Im2Col(x, i0, i1, h, w, ho, wo);
-            Gemm.Multiply(false, true, rows, f, k, 1f, col, k, Weight.Value.Data, k, 0f, y, f);
-        }
-        if (Bias?.Value.Data is { } bias)
-            for (int r = 0; r < rows; r++) TensorPrimitives.Add(y.Slice(r * f, f), bias, y.Slice(r * f, f));
+        ReadOnlySpan<float> col = Pointwise ? x.Slice(i0 * p * k, rows * k) : Im2Col(x, i0, i1, h, w, ho, wo);
+        if (bias is null) Gemm.Multiply(false, rows, 1f, col, k, _forwardPacked!, 0f, y, f);
+        else Gemm.MultiplyAddRow(rows, col, k, _forwardPacked!, bias, y, f);
     }
 
     // Images [i0, i1) of the backward pass: the chunk's weight gradient into its own part, and its dx unless pdx is null.
@@ -158,13 +171,12 @@ public sealed class Conv2d : Module
         ReadOnlySpan<float> col = Pointwise ? x.Slice(i0 * p * k, rows * k) : Im2Col(x, i0, i1, h, w, ho, wo);
         Gemm.Multiply(true, false, f, k, rows, 1f, dy, f, col, k, 0f, part, k);
         if (dx.IsEmpty) return;
-        var weight = Weight.Value.Data;
         if (Pointwise)
-            Gemm.Multiply(false, false, rows, k, f, 1f, dy, f, weight, k, 1f, dx.Slice(i0 * p * k, rows * k), k);
+            Gemm.Multiply(false, rows, 1f, dy, f, _backwardPacked!, 1f, dx.Slice(i0 * p * k, rows * k), k);
         else
         {
             var dcol = Buffer.Ensure(ref t_columns, rows * k);
-            Gemm.Multiply(false, false, rows, k, f, 1f, dy, f, weight, k, 0f, dcol, k);
+            Gemm.Multiply(false, rows, 1f, dy, f, _backwardPacked!, 0f, dcol, k);
             Col2ImAdd(dx, dcol, i0, i1, h, w, ho, wo);
         }
     }
@@ -186,8 +198,9 @@ public sealed class Conv2d : Module
 
     // W in strips of S output columns for PatchProduct: (F / S, K, S), zero past F. Transposed: W′ of the backward
     // pass, whose outputs are the C input channels: W′[c, (ky, kx, f)] = W[f, KH − 1 − ky, KW − 1 − kx, c].
-    float[] PackStrips(ref float[]? buffer, bool transposed)
+    void PackStrips(ref float[]? buffer, ref long packedVersion, bool transposed)
     {
+        if (packedVersion == Weight.Version) return;
         int s = ConvolutionKernels.Strip, ks = KernelSize, c = InChannels, f = OutChannels, k = ks * ks * (transposed ? f : c);
         int outputs = transposed ? c : f, stripCount = (outputs + s - 1) / s;
         var packed = Buffer.Ensure(ref buffer, stripCount * k * s);
@@ -204,7 +217,7 @@ public sealed class Conv2d : Module
                 }
                 packed[(o / s * k + r) * s + o % s] = v;
             }
-        return packed;
+        packedVersion = Weight.Version;
     }
 
     // n images of h × w × channels, zero-padded by Padding on every side, back to back, plus the kernels' slack.
