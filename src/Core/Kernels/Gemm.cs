@@ -238,11 +238,11 @@ public static unsafe class Gemm
             // op(A)[i, p] = A[p, i]: stored row p holds the block's mc values of depth p side by side, so each row is
             // read once, front to back, and dealt out six at a time to the panels (a weight gradient dGᵀ·X packs a
             // tall dG this way; reading it panel by panel jumped a whole row of dG for every six values).
+            var va = Vector128.Create(alpha);
             for (int p = 0; p < kc; p++)
             {
                 float* src = a + (long)(p0 + p) * lda + i0, d = dst + p * MR;
                 int ir = 0;
-                var va = Vector128.Create(alpha);
                 for (; ir + MR <= mc; ir += MR, d += MR * kc)
                 {
                     Vector128.Store(va * Vector128.Load(src + ir), d);

@@ -25,8 +25,7 @@ internal static class RowKernels
     public static void Run<TK>(TK kernel, int rows, int hidden) where TK : struct, IRowKernel<TK>
     {
         int parts = (long)rows * hidden < ParallelCells ? 1 : Math.Min(rows, Gemm.Threads);
-        if (parts <= 1) Lanes.Run(kernel);
-        else WorkerPool.Run(parts, new Part<TK>(kernel, rows, parts));
+        WorkerPool.Run(parts, new Part<TK>(kernel, rows, parts)); // one part runs here, on all the rows
     }
 
     readonly struct Part<TK>(TK kernel, int rows, int parts) : IPoolWork where TK : struct, IRowKernel<TK>

@@ -75,13 +75,13 @@ internal static unsafe class WorkerPool
     internal static void Run<TWork>(int parts, TWork work) where TWork : struct, IPoolWork
     {
         ArgumentOutOfRangeException.ThrowIfNegative(parts);
-        int threads = Math.Min(parts, Gemm.Threads);
+        int threads = Math.Min(Math.Min(parts, Gemm.Threads), MaxParts);
         if (threads <= 1)
         {
             for (int part = 0; part < parts; part++) work.Run(part);
             return;
         }
-        if (threads < parts || parts > MaxParts) RunOnPool(Math.Min(threads, MaxParts), new Strided<TWork>(work, parts, Math.Min(threads, MaxParts)));
+        if (threads < parts) RunOnPool(threads, new Strided<TWork>(work, parts, threads));
         else RunOnPool(parts, work);
     }
 
