@@ -77,7 +77,7 @@ internal interface IVecKernel
 /// and follows the process's settings (<c>DOTNET_EnableAVX512=0</c> gives the 256-bit kernels,
 /// <c>DOTNET_EnableAVX2=0</c> the 128-bit ones, as does Arm64's AdvSimd; <c>DOTNET_EnableHWIntrinsic=0</c> scalar).
 /// An element-wise kernel body handles lanes [j, j + n) with n ≤ Count, loading and storing the last, partial group
-/// through a zero-padded register image, so no scalar copy of the equations is needed for the tail.
+/// with masked moves (zeros past n), so no scalar copy of the equations is needed for the tail.
 /// </summary>
 internal static unsafe class Lanes
 {
@@ -113,9 +113,9 @@ internal static unsafe class Lanes
     }
 
     /// <summary>
-    /// The first n lanes through a register image in memory: the tail where no masked load is used (512-bit, and
-    /// 128-bit without AVX). Out of line,
-    /// because a local whose address is taken sends every vector of the calling kernel's loop to the stack.
+    /// The first n lanes through a register image in memory: the tail where the hardware has no masked load (128-bit
+    /// without AVX, and the software-emulated widths). Out of line, because a local whose address is taken sends every
+    /// vector of the calling kernel's loop to the stack.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static TV LoadThroughMemory<TV>(float* p, int n) where TV : unmanaged
