@@ -204,6 +204,7 @@ public static unsafe class Gemm
     {
         float* packA = ThreadBuffers.A;
         float* tile = stackalloc float[MR * NR];
+        int tileRows = TileRows<TV, TO>();
         for (int pc = 0; pc < k; pc += KC)
         {
             int kc = Math.Min(KC, k - pc);
@@ -215,11 +216,11 @@ public static unsafe class Gemm
                 {
                     float* pb = b.Panel(pc, kc, jp);
                     int jc = jp * NR, nr = Math.Min(NR, b.Columns - jc);
-                    for (int ir = 0; ir < mc; ir += MR)
+                    for (int ir = 0; ir < mc; ir += tileRows)
                     {
-                        int mr = Math.Min(MR, mc - ir);
+                        int mr = Math.Min(tileRows, mc - ir);
                         float* cij = c + (long)(ic + ir) * ldc + jc;
-                        if (mr == MR && nr == NR)
+                        if (mr == tileRows && nr == NR)
                             Kernel<TV, TO>(kc, packA + ir * kc, pb, cij, ldc);
                         else EdgeTile<TV, TO>(kc, packA + ir * kc, pb, cij, ldc, mr, nr, tile);
                     }
@@ -287,6 +288,7 @@ public static unsafe class Gemm
     static void EdgeTile<TV, TO>(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float* tile) where TV : unmanaged where TO : ISimd<TV>
     {
         int strip = 2 * TO.Count, direct = nr / strip * strip;
+        nint second = MR * kc; // rows 6… of a 12-row tile are the next packed panel
         for (int q = 0; q < direct; q += strip)
             switch (mr)
             {
@@ -295,9 +297,21 @@ public static unsafe class Gemm
                 case 3: Strip<TV, TO, Rows3>(kc, a, MR, b + q, NR, c + q, ldc); break;
                 case 4: Strip<TV, TO, Rows4>(kc, a, MR, b + q, NR, c + q, ldc); break;
                 case 5: Strip<TV, TO, Rows5>(kc, a, MR, b + q, NR, c + q, ldc); break;
-                default: Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, c + q, ldc); break;
+                case 6: Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, c + q, ldc); break;
+                case 7: Strip<TV, TO, Rows7>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
+                case 8: Strip<TV, TO, Rows8>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
+                case 9: Strip<TV, TO, Rows9>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
+                case 10: Strip<TV, TO, Rows10>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
+                default: Strip<TV, TO, Rows11>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
             }
         if (direct == nr) return;
+        if (mr > MR)
+        {
+            // The columns past the direct strips, six rows at a time through the scratch tile below.
+            EdgeTile<TV, TO>(kc, a, b + direct, c + direct, ldc, MR, nr - direct, tile);
+            EdgeTile<TV, TO>(kc, a + second, b + direct, c + (long)MR * ldc + direct, ldc, mr - MR, nr - direct, tile);
+            return;
+        }
         new Span<float>(tile, MR * NR).Clear();
         for (int q = direct; q < NR; q += strip) Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, tile + q, NR);
         for (int i = 0; i < mr; i++)
@@ -312,20 +326,30 @@ public static unsafe class Gemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Kernel<TV, TO>(int kc, float* a, float* b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
     {
-        for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, c + q, ldc);
+        if (TileRows<TV, TO>() == 2 * MR) Strip<TV, TO, Rows12>(kc, a, MR, b, NR, c, ldc, MR * kc); // one 512-bit strip spans NR
+        else for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, c + q, ldc);
     }
 
-    // C[0..R, 0..2W) += Σ_p a[p·aStep + 0..R) · b[p·bStep + 0..2W) for R = TR.Count ≤ 6 rows: here columns [0, 2W) of a
-    // 32-wide panel (the caller offsets b and c to the strip; aStep = MR, bStep = NR); the direct convolution's weight
-    // gradient reads its six patch values and its dy row straight from the images instead (PatchGradient). TR.Count is
-    // a constant in each compiled copy, so the rows past it and their accumulators are compiled away.
+    // Rows of a full tile: 12 (two packed panels of A, 24 accumulators) where AVX-512 gives 32 vector registers, which
+    // halves the loads of B per multiply-add; 6 (12 accumulators) in the 16 registers of AVX2 and SSE.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int TileRows<TV, TO>() where TV : unmanaged where TO : ISimd<TV> => TO.Count == 16 && Vector512.IsHardwareAccelerated ? 2 * MR : MR;
+
+    // C[0..R, 0..2W) += Σ_p a[p·aStep + 0..R) · b[p·bStep + 0..2W) for R = TR.Count ≤ 12 rows: here columns [0, 2W) of a
+    // 32-wide panel (the caller offsets b and c to the strip; aStep = MR, bStep = NR), rows 6… from a second panel
+    // aSecond floats further; the direct convolution's weight gradient reads its six patch values and its dy row
+    // straight from the images instead (PatchGradient). TR.Count is a constant in each compiled copy, so the rows past
+    // it and their accumulators are compiled away.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Strip<TV, TO, TR>(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc)
+    internal static void Strip<TV, TO, TR>(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc, nint aSecond = 0)
         where TV : unmanaged where TO : ISimd<TV> where TR : IRowCount
     {
         int w = TO.Count, rows = TR.Count;
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-           c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+           c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+           c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
+           c90 = default, c91 = default, cA0 = default, cA1 = default, cB0 = default, cB1 = default;
+        float* e = rows > 6 ? a + aSecond : null;
         for (int p = 0; p < kc; p++)
         {
             var b0 = TO.Load(b);
@@ -336,7 +360,14 @@ public static unsafe class Gemm
             if (rows > 3) { x = TO.Broadcast(a + 3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31); }
             if (rows > 4) { x = TO.Broadcast(a + 4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41); }
             if (rows > 5) { x = TO.Broadcast(a + 5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51); }
+            if (rows > 6) { x = TO.Broadcast(e + 0); c60 = TO.MultiplyAdd(x, b0, c60); c61 = TO.MultiplyAdd(x, b1, c61); }
+            if (rows > 7) { x = TO.Broadcast(e + 1); c70 = TO.MultiplyAdd(x, b0, c70); c71 = TO.MultiplyAdd(x, b1, c71); }
+            if (rows > 8) { x = TO.Broadcast(e + 2); c80 = TO.MultiplyAdd(x, b0, c80); c81 = TO.MultiplyAdd(x, b1, c81); }
+            if (rows > 9) { x = TO.Broadcast(e + 3); c90 = TO.MultiplyAdd(x, b0, c90); c91 = TO.MultiplyAdd(x, b1, c91); }
+            if (rows > 10) { x = TO.Broadcast(e + 4); cA0 = TO.MultiplyAdd(x, b0, cA0); cA1 = TO.MultiplyAdd(x, b1, cA1); }
+            if (rows > 11) { x = TO.Broadcast(e + 5); cB0 = TO.MultiplyAdd(x, b0, cB0); cB1 = TO.MultiplyAdd(x, b1, cB1); }
             a += aStep; b += bStep;
+            if (rows > 6) e += aStep;
         }
         AddRow<TV, TO>(c, c00, c01);
         if (rows > 1) AddRow<TV, TO>(c + ldc, c10, c11);
@@ -344,6 +375,12 @@ public static unsafe class Gemm
         if (rows > 3) AddRow<TV, TO>(c + 3L * ldc, c30, c31);
         if (rows > 4) AddRow<TV, TO>(c + 4L * ldc, c40, c41);
         if (rows > 5) AddRow<TV, TO>(c + 5L * ldc, c50, c51);
+        if (rows > 6) AddRow<TV, TO>(c + 6L * ldc, c60, c61);
+        if (rows > 7) AddRow<TV, TO>(c + 7L * ldc, c70, c71);
+        if (rows > 8) AddRow<TV, TO>(c + 8L * ldc, c80, c81);
+        if (rows > 9) AddRow<TV, TO>(c + 9L * ldc, c90, c91);
+        if (rows > 10) AddRow<TV, TO>(c + 10L * ldc, cA0, cA1);
+        if (rows > 11) AddRow<TV, TO>(c + 11L * ldc, cB0, cB1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -574,3 +611,9 @@ internal readonly struct Rows3 : IRowCount { public static int Count => 3; }
 internal readonly struct Rows4 : IRowCount { public static int Count => 4; }
 internal readonly struct Rows5 : IRowCount { public static int Count => 5; }
 internal readonly struct Rows6 : IRowCount { public static int Count => 6; }
+internal readonly struct Rows7 : IRowCount { public static int Count => 7; }
+internal readonly struct Rows8 : IRowCount { public static int Count => 8; }
+internal readonly struct Rows9 : IRowCount { public static int Count => 9; }
+internal readonly struct Rows10 : IRowCount { public static int Count => 10; }
+internal readonly struct Rows11 : IRowCount { public static int Count => 11; }
+internal readonly struct Rows12 : IRowCount { public static int Count => 12; }
