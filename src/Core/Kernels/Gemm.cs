@@ -302,7 +302,8 @@ public static unsafe class Gemm
                 case 8: Strip<TV, TO, Rows8>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
                 case 9: Strip<TV, TO, Rows9>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
                 case 10: Strip<TV, TO, Rows10>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
-                default: Strip<TV, TO, Rows11>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
+                case 11: Strip<TV, TO, Rows11>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
+                default: Strip<TV, TO, Rows12>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
             }
         if (direct == nr) return;
         if (mr > MR)
