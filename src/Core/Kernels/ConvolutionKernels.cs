@@ -41,6 +41,11 @@ internal unsafe struct PatchProduct : IVecKernel
         int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, k = ks * run, grid = ho * wp;
         long imageIn = (long)PaddedHeight * wp * c, imageOut = (long)ho * wo * f;
         bool accumulate = Accumulate;
+        if (f <= w && run >= 2)
+        {
+            Narrow<TV, TO>();
+            return;
+        }
         for (int img = 0; img < Images; img++)
         {
             float* src = Source + img * imageIn, dst = Output + img * imageOut;
@@ -74,6 +79,57 @@ internal unsafe struct PatchProduct : IVecKernel
                     Put<TV, TO>(dst, q0 + 4, grid, wp, wo, f, col, n, c40, c41, accumulate);
                     Put<TV, TO>(dst, q0 + 5, grid, wp, wo, f, col, n, c50, c51, accumulate);
                 }
+        }
+    }
+
+    // At most one vector of outputs (16 filters on 512-bit): a 6 × 2-vector tile would leave half its multiply-adds on
+    // padding, so each kernel row's run is cut in two halves instead, summed in two accumulators per position, and added
+    // at the end: 12 accumulators, all of them useful.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    readonly void Narrow<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
+    {
+        int c = Channels, ks = Kernel, wp = PaddedWidth, f = OutChannels, s = 2 * TO.Count;
+        int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, half = run / 2, grid = ho * wp;
+        long imageIn = (long)PaddedHeight * wp * c, imageOut = (long)ho * wo * f;
+        bool accumulate = Accumulate;
+        for (int img = 0; img < Images; img++)
+        {
+            float* src = Source + img * imageIn, dst = Output + img * imageOut;
+            for (int q0 = 0; q0 < grid; q0 += 6)
+            {
+                TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                   c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+                for (int ky = 0; ky < ks; ky++)
+                {
+                    float* a0 = src + (long)(q0 + ky * wp) * c, a1 = a0 + c, a2 = a1 + c, a3 = a2 + c, a4 = a3 + c, a5 = a4 + c;
+                    float* b = Weights + (long)ky * run * s, bh = b + (long)half * s;
+                    for (int j = 0, jh = half; j < half; j++, jh++, b += s, bh += s)
+                    {
+                        var b0 = TO.Load(b);
+                        var b1 = TO.Load(bh);
+                        c00 = TO.MultiplyAdd(TO.Broadcast(a0 + j), b0, c00); c01 = TO.MultiplyAdd(TO.Broadcast(a0 + jh), b1, c01);
+                        c10 = TO.MultiplyAdd(TO.Broadcast(a1 + j), b0, c10); c11 = TO.MultiplyAdd(TO.Broadcast(a1 + jh), b1, c11);
+                        c20 = TO.MultiplyAdd(TO.Broadcast(a2 + j), b0, c20); c21 = TO.MultiplyAdd(TO.Broadcast(a2 + jh), b1, c21);
+                        c30 = TO.MultiplyAdd(TO.Broadcast(a3 + j), b0, c30); c31 = TO.MultiplyAdd(TO.Broadcast(a3 + jh), b1, c31);
+                        c40 = TO.MultiplyAdd(TO.Broadcast(a4 + j), b0, c40); c41 = TO.MultiplyAdd(TO.Broadcast(a4 + jh), b1, c41);
+                        c50 = TO.MultiplyAdd(TO.Broadcast(a5 + j), b0, c50); c51 = TO.MultiplyAdd(TO.Broadcast(a5 + jh), b1, c51);
+                    }
+                    if (run > 2 * half) // an odd run: its last value goes to the second half's sums
+                    {
+                        int j = run - 1;
+                        var b1 = TO.Load(bh);
+                        c01 = TO.MultiplyAdd(TO.Broadcast(a0 + j), b1, c01); c11 = TO.MultiplyAdd(TO.Broadcast(a1 + j), b1, c11);
+                        c21 = TO.MultiplyAdd(TO.Broadcast(a2 + j), b1, c21); c31 = TO.MultiplyAdd(TO.Broadcast(a3 + j), b1, c31);
+                        c41 = TO.MultiplyAdd(TO.Broadcast(a4 + j), b1, c41); c51 = TO.MultiplyAdd(TO.Broadcast(a5 + j), b1, c51);
+                    }
+                }
+                Put<TV, TO>(dst, q0 + 0, grid, wp, wo, f, 0, f, TO.Add(c00, c01), default, accumulate);
+                Put<TV, TO>(dst, q0 + 1, grid, wp, wo, f, 0, f, TO.Add(c10, c11), default, accumulate);
+                Put<TV, TO>(dst, q0 + 2, grid, wp, wo, f, 0, f, TO.Add(c20, c21), default, accumulate);
+                Put<TV, TO>(dst, q0 + 3, grid, wp, wo, f, 0, f, TO.Add(c30, c31), default, accumulate);
+                Put<TV, TO>(dst, q0 + 4, grid, wp, wo, f, 0, f, TO.Add(c40, c41), default, accumulate);
+                Put<TV, TO>(dst, q0 + 5, grid, wp, wo, f, 0, f, TO.Add(c50, c51), default, accumulate);
+            }
         }
     }
 
