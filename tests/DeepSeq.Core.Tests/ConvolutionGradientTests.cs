@@ -135,6 +135,47 @@ public sealed class ConvolutionGradientTests
     }
 
     [TestMethod]
+    [DoNotParallelize] // sets the process-wide Gemm.MaxThreads, which tests running beside it read
+    public void BatchNormAndActivationResultsDoNotDependOnThreads()
+    {
+        // 5,001 rows of 12 channels: past the length at which the element-wise passes split over the pool, with column
+        // sums over several blocks and a partial last one.
+        var rng = new Random(4);
+        int rows = 5001, c = 12;
+        var bn = new BatchNorm2d(c);
+        GradientCheck.Randomize(bn, rng);
+        var x = GradientCheck.Random(rows * c, rng);
+        var dy = GradientCheck.Random(rows * c, rng);
+        foreach (var function in new[] { ActivationFunction.Relu, ActivationFunction.Gelu })
+        {
+            var act = new ActivationLayer(function, c);
+            float[][] Run(int threads)
+            {
+                int saved = Kernels.Gemm.MaxThreads;
+                Kernels.Gemm.MaxThreads = threads;
+                try
+                {
+                    var y = new float[x.Length]; var a = new float[x.Length]; var da = new float[x.Length]; var dx = new float[x.Length];
+                    bn.Gamma.ZeroGradient(); bn.Beta.ZeroGradient();
+                    Array.Clear(bn.RunningMean.Data); Array.Fill(bn.RunningVariance.Data, 1f); // state each forward moves
+                    bn.Forward(y, x, rows, training: true);
+                    act.Forward(a, y, rows, training: true);
+                    act.Backward(da, dy, y, a, rows);
+                    bn.Backward(dx, da, rows);
+                    return [y, a, da, dx, (float[])bn.Gamma.Gradient.Data.Clone(), (float[])bn.Beta.Gradient.Data.Clone(), (float[])bn.RunningVariance.Data.Clone()];
+                }
+                finally { Kernels.Gemm.MaxThreads = saved; }
+            }
+            var one = Run(1);
+            foreach (int threads in new[] { 2, 3 })
+            {
+                var more = Run(threads);
+                for (int i = 0; i < one.Length; i++) CollectionAssert.AreEqual(one[i], more[i], $"{function}, output {i}, {threads} threads");
+            }
+        }
+    }
+
+    [TestMethod]
     [DataRow(true)]
     [DataRow(false)]
     public void BatchNorm2dGradientsMatchFiniteDifferences(bool training)

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using DeepSeq.Core.Kernels;
 
 namespace DeepSeq.Core.Layers.Convolution;
 
@@ -15,13 +16,17 @@ namespace DeepSeq.Core.Layers.Convolution;
 /// unbiased variance (M/(M − 1)·var) as PyTorch. Backward (training mode):
 /// dγ += Σ dy·x̂; dβ += Σ dy; dx += γσ⁻¹·(dy − mean(dy) − x̂·mean(dy·x̂)). In inference mode dx += γσ⁻¹·dy.
 /// </remarks>
-public sealed class BatchNorm2d : Module
+public sealed unsafe class BatchNorm2d : Module
 {
+    // Rows of C values summed in float before a block's sums go into the double totals (ColumnSums).
+    const int BlockTiles = 64;
+
     float[]? _normalized;                 // (M, C) x̂ of the last forward; backward reads it
+    float[]? _blockSums;                  // (blocks, R·C) each block's float sums, added into the totals in block order
     readonly double[] _sum, _sumProducts; // (C) Σ x (or Σ dy) and Σ (x − μ)² (or Σ dy·x̂), in double: M is 10⁵ rows
     // Per-channel vectors tiled R = Tile / C times, so that the row loops run over R rows per call rather than
-    // one row of C (often 16) values: σ⁻¹, the mean (or running mean), γσ⁻¹, and two scratch rows.
-    readonly float[] _inverseStd, _mean, _scale, _offset, _accumulator;
+    // one row of C (often 16) values: σ⁻¹, the mean (or running mean), γσ⁻¹, and a scratch row.
+    readonly float[] _inverseStd, _mean, _scale, _offset;
     readonly int _tileRows;
     bool _trainingForward;
 
@@ -40,7 +45,7 @@ public sealed class BatchNorm2d : Module
         Array.Fill(RunningVariance.Data, 1f);
         _tileRows = Math.Max(1, 512 / channels);
         int tile = _tileRows * channels;
-        _inverseStd = new float[tile]; _mean = new float[tile]; _scale = new float[tile]; _offset = new float[tile]; _accumulator = new float[tile];
+        _inverseStd = new float[tile]; _mean = new float[tile]; _scale = new float[tile]; _offset = new float[tile];
         _sum = new double[channels]; _sumProducts = new double[channels];
     }
 
@@ -92,13 +97,23 @@ public sealed class BatchNorm2d : Module
         Tile(_inverseStd);
         Gamma.Value.Data.CopyTo(_scale, 0); Tile(_scale);
         Beta.Value.Data.CopyTo(_offset, 0); Tile(_offset);
-        for (int start = 0; start < rows * c; start += _mean.Length)
+        fixed (float* px = x, py = y, pn = norm, pm = _mean, ps = _inverseStd, pg = _scale, pb = _offset)
+            ParallelRange.Run(rows * c, _mean.Length, new Normalize(px, py, pn, pm, ps, pg, pb, _mean.Length));
+    }
+
+    // x̂ = (x − μ)·σ⁻¹, y = γ·x̂ + β on a range that starts at a whole tile (the per-channel vectors are tiled).
+    readonly struct Normalize(float* x, float* y, float* norm, float* mean, float* inverseStd, float* scale, float* offset, int tile) : IRangeWork
+    {
+        public void Run(int start, int length)
         {
-            int len = Math.Min(_mean.Length, rows * c - start);
-            var xn = norm.Slice(start, len);
-            TensorPrimitives.Subtract(x.Slice(start, len), _mean.AsSpan(0, len), xn);
-            TensorPrimitives.Multiply(xn, _inverseStd.AsSpan(0, len), xn);
-            TensorPrimitives.FusedMultiplyAdd(xn, _scale.AsSpan(0, len), _offset.AsSpan(0, len), y.Slice(start, len));
+            for (int at = start, end = start + length; at < end; at += tile)
+            {
+                int len = Math.Min(tile, end - at);
+                var xn = new Span<float>(norm + at, len);
+                TensorPrimitives.Subtract(new ReadOnlySpan<float>(x + at, len), new ReadOnlySpan<float>(mean, len), xn);
+                TensorPrimitives.Multiply(xn, new ReadOnlySpan<float>(inverseStd, len), xn);
+                TensorPrimitives.FusedMultiplyAdd(xn, new ReadOnlySpan<float>(scale, len), new ReadOnlySpan<float>(offset, len), new Span<float>(y + at, len));
+            }
         }
     }
 
@@ -121,14 +136,24 @@ public sealed class BatchNorm2d : Module
             _mean[j] = _trainingForward ? (float)(-_scale[j] * _sumProducts[j] / rows) : 0f; // reused as the x̂ coefficient
         }
         Tile(_scale); Tile(_offset); Tile(_mean);
-        for (int start = 0; start < rows * c; start += _scale.Length)
+        fixed (float* pdx = dx, pdy = dy, pn = norm, pg = _scale, pb = _offset, pm = _mean)
+            ParallelRange.Run(rows * c, _scale.Length, new InputGradient(pdx, pdy, pn, pg, pb, pm, _scale.Length, _trainingForward));
+    }
+
+    // dx += γσ⁻¹·dy (+ x̂·coefficient + offset in training mode) on a range that starts at a whole tile.
+    readonly struct InputGradient(float* dx, float* dy, float* norm, float* scale, float* offset, float* coefficient, int tile, bool training) : IRangeWork
+    {
+        public void Run(int start, int length)
         {
-            int len = Math.Min(_scale.Length, rows * c - start);
-            var d = dx.Slice(start, len);
-            TensorPrimitives.FusedMultiplyAdd(dy.Slice(start, len), _scale.AsSpan(0, len), d, d);
-            if (!_trainingForward) continue;
-            TensorPrimitives.FusedMultiplyAdd(norm.Slice(start, len), _mean.AsSpan(0, len), d, d);
-            TensorPrimitives.Add(d, _offset.AsSpan(0, len), d);
+            for (int at = start, end = start + length; at < end; at += tile)
+            {
+                int len = Math.Min(tile, end - at);
+                var d = new Span<float>(dx + at, len);
+                TensorPrimitives.FusedMultiplyAdd(new ReadOnlySpan<float>(dy + at, len), new ReadOnlySpan<float>(scale, len), d, d);
+                if (!training) continue;
+                TensorPrimitives.FusedMultiplyAdd(new ReadOnlySpan<float>(norm + at, len), new ReadOnlySpan<float>(coefficient, len), d, d);
+                TensorPrimitives.Add(d, new ReadOnlySpan<float>(offset, len), d);
+            }
         }
     }
 
@@ -139,30 +164,43 @@ public sealed class BatchNorm2d : Module
     }
 
     // target[j] = Σ over rows of x (minus the tiled mean, squared, when given; times other, when given), per channel.
-    // Float partial sums over 64 tiles, then double.
+    // Float partial sums over blocks of 64 tiles, computed side by side, then added into the double totals in block order.
     void ColumnSums(double[] target, ReadOnlySpan<float> x, ReadOnlySpan<float> mean, int rows, ReadOnlySpan<float> other = default)
     {
-        int c = Channels, tile = _accumulator.Length, total = rows * c;
+        int c = Channels, tile = _mean.Length, total = rows * c, block = BlockTiles * tile, blocks = (total + block - 1) / block;
+        var sums = Buffer.Ensure(ref _blockSums, blocks * tile);
+        fixed (float* px = x, pm = mean, po = other, ps = sums)
+            ParallelRange.Run(total, block, new BlockSums(px, mean.IsEmpty ? null : pm, other.IsEmpty ? null : po, ps, tile, block));
         Array.Clear(target);
-        Span<float> centred = stackalloc float[tile];
-        for (int block = 0; block < total; block += 64 * tile)
+        for (int b = 0; b < blocks; b++)
+            for (int i = 0; i < tile; i++) target[i % c] += sums[b * tile + i];
+    }
+
+    // sums[block][i] = Σ over the block's tiles of its i-th values (x − mean)², x · other, or x.
+    readonly struct BlockSums(float* x, float* mean, float* other, float* sums, int tile, int block) : IRangeWork
+    {
+        public void Run(int start, int length)
         {
-            Array.Clear(_accumulator);
-            for (int start = block; start < Math.Min(total, block + 64 * tile); start += tile)
+            Span<float> centred = stackalloc float[tile];
+            for (int b0 = start, end = start + length; b0 < end; b0 += block)
             {
-                int len = Math.Min(tile, total - start);
-                var acc = _accumulator.AsSpan(0, len);
-                var xs = x.Slice(start, len);
-                if (!mean.IsEmpty)
+                var acc = new Span<float>(sums + b0 / block * tile, tile);
+                acc.Clear();
+                for (int at = b0; at < Math.Min(end, b0 + block); at += tile)
                 {
-                    var z = centred[..len];
-                    TensorPrimitives.Subtract(xs, mean[..len], z);
-                    TensorPrimitives.FusedMultiplyAdd(z, z, acc, acc);
+                    int len = Math.Min(tile, end - at);
+                    var a = acc[..len];
+                    var xs = new ReadOnlySpan<float>(x + at, len);
+                    if (mean != null)
+                    {
+                        var z = centred[..len];
+                        TensorPrimitives.Subtract(xs, new ReadOnlySpan<float>(mean, len), z);
+                        TensorPrimitives.FusedMultiplyAdd(z, z, a, a);
+                    }
+                    else if (other != null) TensorPrimitives.FusedMultiplyAdd(xs, new ReadOnlySpan<float>(other + at, len), a, a);
+                    else TensorPrimitives.Add(a, xs, a);
                 }
-                else if (!other.IsEmpty) TensorPrimitives.FusedMultiplyAdd(xs, other.Slice(start, len), acc, acc);
-                else TensorPrimitives.Add(acc, xs, acc);
             }
-            for (int i = 0; i < tile; i++) target[i % c] += _accumulator[i];
         }
     }
 }
