@@ -47,6 +47,40 @@ public sealed class RecurrentGradientTests
                 CheckThreadIndependence($"{name} H={hidden} bidirectional={bidirectional}", new RecurrentNetwork(spec, inputSize: 9, hiddenSize: hidden, layers: 1, bidirectional));
     }
 
+    [TestMethod]
+    [DynamicData(nameof(Cells))]
+    public void ReusedNetworkGivesTheSameResultsAsAFreshOne(string name, RecurrentCellSpec spec)
+    {
+        // A full-length batch first leaves values in every row of the network's buffers; a batch of shorter sequences
+        // after it must still give zeros past each sequence's end, and the outputs, states and gradients of a fresh network.
+        int T = 5, B = 6;
+        var rng = new Random(name.Length * 13 + 3);
+        var fresh = new RecurrentNetwork(spec, inputSize: 3, hiddenSize: 4, layers: 2, bidirectional: true);
+        var reused = new RecurrentNetwork(spec, inputSize: 3, hiddenSize: 4, layers: 2, bidirectional: true);
+        GradientCheck.Randomize(fresh, rng, 0.5f);
+        var values = fresh.Parameters.Select(p => p.Value.Data).ToList();
+        foreach (var (p, v) in reused.Parameters.Zip(values)) v.CopyTo(p.Value.Data, 0);
+        var x = GradientCheck.Random(T * B * 3, rng);
+        var dy = GradientCheck.Random(T * B * fresh.OutputSize, rng);
+        int states = 2 * 2 * B * 4; // layers × directions × B × H
+        float[][] Run(RecurrentNetwork net, int[] lengths)
+        {
+            var y = new float[dy.Length]; var hT = new float[states]; var cT = new float[states]; var dx = new float[x.Length];
+            foreach (var p in net.Parameters) p.ZeroGradient();
+            net.Forward(y, hT, spec.Kind == RecurrentCellKind.Lstm ? cT : default, x, default, default, lengths, T, B, training: true);
+            net.Backward(dx, default, default, dy, default, default);
+            return [y, hT, cT, dx, .. net.Parameters.Select(p => (float[])p.Gradient.Data.Clone())];
+        }
+        Run(reused, Enumerable.Repeat(T, B).ToArray());
+        int[] shorter = [5, 1, 3, 2, 5, 4];
+        var expected = Run(fresh, shorter); var actual = Run(reused, shorter);
+        for (int i = 0; i < expected.Length; i++) CollectionAssert.AreEqual(expected[i], actual[i], $"{name}: result {i}");
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b < B; b++)
+                if (t >= shorter[b])
+                    for (int j = 0; j < fresh.OutputSize; j++) Assert.AreEqual(0f, actual[0][(t * B + b) * fresh.OutputSize + j], $"{name}: y past the end");
+    }
+
     static void CheckThreadIndependence(string name, RecurrentNetwork net)
     {
         var rng = new Random(name.Length * 7 + 1);

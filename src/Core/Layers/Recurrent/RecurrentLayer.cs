@@ -149,15 +149,18 @@ public sealed class RecurrentLayer
         var hs = _hs.AsSpan(0, (tb + batch) * H);
         var cs = Cell.HasCellState ? _cs.AsSpan(0, (tb + batch) * H) : default;
         var cache = _cache.AsSpan(0, tb * E);
-        hs.Clear();
-        if (!h0.IsEmpty) h0.CopyTo(hs);
-        if (Cell.HasCellState) { cs.Clear(); if (!c0.IsEmpty) c0.CopyTo(cs); }
+        int bh = batch * H;
+        Initial(hs[..bh], h0);
+        if (Cell.HasCellState) Initial(cs[..bh], c0);
 
         Cell.PackForForward();
-        int bh = batch * H;
         for (int t = 0; t < steps; t++)
         {
             int n = _active[t];
+            // Rows whose sequence has ended get zero outputs, which the step does not write (and which the weight
+            // gradient's product over all rows reads); every other row is written, so h needs no clearing up front.
+            // c is read only on active rows.
+            if (n < batch) hs.Slice((t + 1) * bh + n * H, (batch - n) * H).Clear();
             Cell.ForwardStep(new StepForward
             {
                 Rows = n,
@@ -177,6 +180,13 @@ public sealed class RecurrentLayer
             if (!hT.IsEmpty) hs.Slice(last * bh + b * H, H).CopyTo(hT.Slice(b * H, H));
             if (!cT.IsEmpty && Cell.HasCellState) cs.Slice(last * bh + b * H, H).CopyTo(cT.Slice(b * H, H));
         }
+    }
+
+    // The state before the first step: the given one, or zeros.
+    static void Initial(Span<float> first, ReadOnlySpan<float> given)
+    {
+        if (given.IsEmpty) first.Clear();
+        else given.CopyTo(first);
     }
 
     /// <summary>
