@@ -39,7 +39,14 @@ static class FashionMnist
         log($"Fashion-MNIST is not in {PackageDirectory}; installing the Debian package {Package} …");
         try
         {
-            Run("apt-get", $"install -y {Package}");
+            try { Run("apt-get", $"install -y {Package}"); }
+            catch (InvalidOperationException)
+            {
+                // A new machine's package lists are empty until the first update: fetch them once and try again.
+                log("apt-get could not install it; updating the package lists and trying again …");
+                Run("apt-get", "update");
+                Run("apt-get", $"install -y {Package}");
+            }
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
         {
