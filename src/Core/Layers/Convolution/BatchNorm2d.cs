@@ -25,7 +25,8 @@ public sealed unsafe class BatchNorm2d : Module
     float[]? _blockSums;                  // (blocks, R·C) each block's float sums, added into the totals in block order
     readonly double[] _sum, _sumProducts; // (C) Σ x (or Σ dy) and Σ (x − μ)² (or Σ dy·x̂), in double: M is 10⁵ rows
     // Per-channel vectors tiled R = Tile / C times, so that the row loops run over R rows per call rather than
-    // one row of C (often 16) values: σ⁻¹, the mean (or running mean), γσ⁻¹, and a scratch row.
+    // one row of C (often 16) values: σ⁻¹, the mean (or running mean), γ and β; backward reuses the last three for
+    // γσ⁻¹, the x̂ coefficient and the offset.
     readonly float[] _inverseStd, _mean, _scale, _offset;
     readonly int _tileRows;
     bool _trainingForward;
