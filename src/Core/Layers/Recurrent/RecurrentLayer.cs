@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics.X86;
 using System.Numerics.Tensors;
 using DeepSeq.Core.Diagnostics;
 using DeepSeq.Core.Kernels;
@@ -112,16 +113,10 @@ public sealed class RecurrentLayer
         Validate(tokens.Length, steps, batch, lengths, 1);
         Start(y, hT, cT, h0, c0, lengths, steps, batch);
         _projectedInput = true;
-        var gates = _gates.AsSpan(0, steps * batch * GH);
-        for (int s = 0; s < steps; s++)
-            for (int b = 0; b < _active[s]; b++)
-            {
-                int id = tokens[(Reverse ? lengths[b] - 1 - s : s) * batch + b];
-                if ((uint)id >= (uint)words)
-                    throw new ArgumentOutOfRangeException(nameof(tokens), id, $"Token id {id} is outside the table's vocabulary [0, {words}).");
-                table.Slice(id * GH, GH).CopyTo(gates.Slice((s * batch + b) * GH, GH));
-            }
-        Recur(y, hT, cT, h0, c0);
+        foreach (int id in tokens)
+            if ((uint)id >= (uint)words)
+                throw new ArgumentOutOfRangeException(nameof(tokens), id, $"Token id {id} is outside the table's vocabulary [0, {words}).");
+        Recur(y, hT, cT, h0, c0, tokens, table);
     }
 
     // What both forwards share before the input projection: checks, buffers, lengths and the active rows per step.
@@ -141,8 +136,11 @@ public sealed class RecurrentLayer
         }
     }
 
-    // The recurrence over the input-side pre-activations in _gates, then the outputs and final states.
-    void Recur(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0)
+    // The recurrence over the input-side pre-activations in _gates, then the outputs and final states. With a
+    // table, each step's pre-activations are its tokens' rows, gathered just before the step: written and read
+    // while in cache, where gathering all steps first streamed T·B·G·H floats out to memory and back.
+    void Recur(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
+        ReadOnlySpan<int> tokens = default, ReadOnlySpan<float> table = default)
     {
         int steps = _t, batch = _b, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth, tb = steps * batch;
         var gates = _gates.AsSpan(0, tb * GH);
@@ -161,6 +159,7 @@ public sealed class RecurrentLayer
             // gradient's product over all rows reads); every other row is written, so h needs no clearing up front.
             // c is read only on active rows.
             if (n < batch) hs.Slice((t + 1) * bh + n * H, (batch - n) * H).Clear();
+            if (!table.IsEmpty) Gather(gates, tokens, table, t, n);
             Cell.ForwardStep(new StepForward
             {
                 Rows = n,
@@ -181,6 +180,24 @@ public sealed class RecurrentLayer
             if (!cT.IsEmpty && Cell.HasCellState) cs.Slice(last * bh + b * H, H).CopyTo(cT.Slice(b * H, H));
         }
     }
+
+    // Step t's table rows into its pre-activations; the next step's rows are prefetched meanwhile, as the table
+    // (V × G·H) is far larger than the caches and each row is read at a random place.
+    unsafe void Gather(Span<float> gates, ReadOnlySpan<int> tokens, ReadOnlySpan<float> table, int t, int n)
+    {
+        int batch = _b, GH = gates.Length / (_t * batch);
+        for (int b = 0; b < n; b++)
+            table.Slice(Token(tokens, t, b) * GH, GH).CopyTo(gates.Slice((t * batch + b) * GH, GH));
+        if (t + 1 >= _t || !Sse.IsSupported) return;
+        fixed (float* p = table)
+            for (int b = 0, next = _active[t + 1]; b < next; b++)
+            {
+                byte* row = (byte*)(p + (long)Token(tokens, t + 1, b) * GH);
+                for (int i = 0; i < GH * sizeof(float); i += 64) Sse.Prefetch1(row + i);
+            }
+    }
+
+    int Token(ReadOnlySpan<int> tokens, int t, int b) => tokens[(Reverse ? _lengths[b] - 1 - t : t) * _b + b];
 
     // The state before the first step: the given one, or zeros.
     static void Initial(Span<float> first, ReadOnlySpan<float> given)
