@@ -45,6 +45,41 @@ public sealed class SequenceModelTests
         }
     }
 
+    /// <summary>
+    /// Max pooling (vectorised over features) against a plain loop, at widths that fill whole vectors and leave
+    /// tails: the largest value of each feature over the sequence's own steps, and the gradient sent to the first
+    /// step holding it (values are drawn from a few levels, so ties are common).
+    /// </summary>
+    [TestMethod]
+    public void MaxPoolingTakesTheFirstLargestStepAtEveryWidth()
+    {
+        int w = System.Numerics.Vector<float>.Count;
+        var rng = new Random(5);
+        foreach (int f in new[] { 1, w - 1, w, w + 1, 3 * w + 1 })
+        {
+            const int T = 7, B = 5;
+            int[] lengths = [7, 6, 3, 1, 7];
+            var y = new float[T * B * f];
+            for (int i = 0; i < y.Length; i++) y[i] = rng.Next(-3, 4);
+            var pooling = new SequencePooling(PoolingKind.MaxMean, f);
+            var pooled = new float[B * 2 * f];
+            pooling.Forward(pooled, y, T, B, lengths);
+            var dPooled = new float[pooled.Length];
+            for (int b = 0; b < B; b++) for (int j = 0; j < f; j++) dPooled[b * 2 * f + j] = 1; // the max half only
+            var dy = new float[y.Length];
+            pooling.Backward(dy, dPooled, y);
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < f; j++)
+                {
+                    int first = 0;
+                    for (int t = 1; t < lengths[b]; t++) if (y[(t * B + b) * f + j] > y[(first * B + b) * f + j]) first = t;
+                    Assert.AreEqual(y[(first * B + b) * f + j], pooled[b * 2 * f + j], $"f {f} row {b} feature {j}");
+                    for (int t = 0; t < T; t++)
+                        Assert.AreEqual(t == first ? 1f : 0f, dy[(t * B + b) * f + j], $"f {f} row {b} feature {j} step {t}");
+                }
+        }
+    }
+
     [TestMethod]
     [DynamicData(nameof(Poolings))]
     public void TokenModelGradientsMatchFiniteDifferences(PoolingKind pooling)

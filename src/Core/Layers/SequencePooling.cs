@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using DeepSeq.Core.Kernels;
 
@@ -88,16 +89,34 @@ public sealed class SequencePooling : Module
         pooled[..(batch * width)].Clear();
         if (Kind is PoolingKind.Max or PoolingKind.MaxMean)
         {
+            // The first step holding the largest value, a vector of features at a time over all steps.
+            int w = Vector<float>.Count;
             for (int b = 0; b < batch; b++)
             {
                 var dst = pooled.Slice(b * width, f);
-                y.Slice(b * f, f).CopyTo(dst);
-                Array.Clear(_argmax, b * f, f);
-                for (int t = 1; t < lengths[b]; t++)
+                var argmax = _argmax.AsSpan(b * f, f);
+                int j = 0;
+                for (; j <= f - w; j += w)
                 {
-                    var row = y.Slice((t * batch + b) * f, f);
-                    for (int j = 0; j < f; j++)
-                        if (row[j] > dst[j]) { dst[j] = row[j]; _argmax[b * f + j] = t; }
+                    var best = new Vector<float>(y.Slice(b * f + j, w));
+                    var at = Vector<int>.Zero;
+                    for (int t = 1; t < lengths[b]; t++)
+                    {
+                        var value = new Vector<float>(y.Slice((t * batch + b) * f + j, w));
+                        var greater = Vector.GreaterThan(value, best);
+                        best = Vector.ConditionalSelect(greater, value, best);
+                        at = Vector.ConditionalSelect(greater, new Vector<int>(t), at);
+                    }
+                    best.CopyTo(dst.Slice(j, w));
+                    at.CopyTo(argmax.Slice(j, w));
+                }
+                for (; j < f; j++)
+                {
+                    float best = y[b * f + j];
+                    int at = 0;
+                    for (int t = 1; t < lengths[b]; t++)
+                        if (y[(t * batch + b) * f + j] > best) { best = y[(t * batch + b) * f + j]; at = t; }
+                    dst[j] = best; argmax[j] = at;
                 }
             }
         }
