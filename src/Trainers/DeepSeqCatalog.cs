@@ -172,6 +172,22 @@ public sealed partial class DeepSeqCatalog
     }
 
     /// <summary>
+    /// Loads a model saved with <c>mlContext.Model.Save</c>, as <c>mlContext.Model.Load</c> does, and returns it with
+    /// the block scoring of a fitted model: its <c>Transform</c> reads rows ahead and scores the DeepSeq sequence
+    /// models inside in batches (several times the row-by-row throughput of a stock chain as <c>Model.Load</c>
+    /// returns it). Columns, values and row order are the same; saving it writes the same stock chain, so the
+    /// file stays loadable with <c>Model.Load</c> alone.
+    /// </summary>
+    /// <param name="filePath">The saved model (a .zip from <c>Model.Save</c>).</param>
+    /// <param name="inputSchema">The input schema saved with the model, as <c>Model.Load</c> gives it.</param>
+    public ITransformer LoadModel(string filePath, out DataViewSchema inputSchema) => new BlockScoredModel(_ml.Model.Load(filePath, out inputSchema));
+
+    /// <summary>Loads a model from a stream; see <see cref="LoadModel(string, out DataViewSchema)"/>.</summary>
+    /// <param name="stream">A readable, seekable stream holding a model saved with <c>Model.Save</c>.</param>
+    /// <param name="inputSchema">The input schema saved with the model.</param>
+    public ITransformer LoadModel(Stream stream, out DataViewSchema inputSchema) => new BlockScoredModel(_ml.Model.Load(stream, out inputSchema));
+
+    /// <summary>
     /// Every trained sequence model inside <paramref name="transformer"/>, in chain order (see <see cref="GetTrainedModel"/>);
     /// image and sequence-to-sequence models in the chain are not listed.
     /// </summary>
@@ -190,6 +206,7 @@ public sealed partial class DeepSeqCatalog
         switch (t)
         {
             case SequenceModelTransformer s: found.Add(s.Model); return;
+            case BlockScoredModel loaded: Collect(loaded.Chain, found); return;
             case ValueMappingTransformer map when ModelText(map) is { } text:
                 // Image and translation models share the saved format; this lists the sequence classifiers.
                 if (ModelFormat.ReadText(text) is { Family: SavedSequenceModel.Family } saved) found.Add(CoreMapping.Model(SavedSequenceModel.FromSaved(saved)));

@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using DeepSeq.MLNet.Transforms;
 using Microsoft.ML.Data;
 
 namespace DeepSeq.MLNet;
@@ -29,8 +30,11 @@ public sealed class SequenceModelTransformer : ITransformer
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _chain.GetOutputSchema(inputSchema);
     /// <inheritdoc/>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => _chain.GetRowToRowMapper(inputSchema);
-    /// <inheritdoc/>
-    public IDataView Transform(IDataView input) => _chain.Transform(input);
+    /// <summary>
+    /// The chain's output for <paramref name="input"/>, scored in blocks of rows read ahead (each row at its own
+    /// length): the stock chain's columns and row order, several times its row-by-row throughput.
+    /// </summary>
+    public IDataView Transform(IDataView input) => BlockScoring.Transform(_chain, input);
     // Saved as the stock chain: loading needs nothing but ML.NET and this library's mapping factories.
     void ICanSaveModel.Save(ModelSaveContext ctx) => _chain.Save(ctx);
 }

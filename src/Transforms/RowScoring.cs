@@ -52,39 +52,106 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
     /// </summary>
     public RowPrediction Predict(ReadOnlySpan<uint> tokens, ReadOnlySpan<float> values)
     {
+        var row = new ScoringRow();
+        Read(row, tokens, values);
+        if (!row.IsMissing) PredictBlock([row]);
+        return row.Prediction;
+    }
+
+    /// <summary>
+    /// Checks a row and keeps the part the model reads (cut to its maximum length) in <paramref name="row"/>, or
+    /// marks it missing (no tokens or steps, a NaN or infinite value) with its prediction set.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A token key outside the vocabulary, or values that are not whole steps.</exception>
+    public void Read(ScoringRow row, ReadOnlySpan<uint> tokens, ReadOnlySpan<float> values)
+    {
         var s = Saved;
         bool isTokens = s.Config.VocabularySize > 0;
         int f = s.FeaturesPerStep;
         if (!isTokens && values.Length % f != 0)
             throw new InvalidOperationException($"The input has {values.Length} values, not a multiple of the {f} features per step the model was trained with.");
         int length = isTokens ? tokens.Length : values.Length / f;
-        if (length == 0 || (!isTokens && !RowScoring.AllFinite(values))) return RowPrediction.Missing(s.Config.Outputs, s.ClassNames);
+        row.IsMissing = length == 0 || (!isTokens && !RowScoring.AllFinite(values));
+        if (row.IsMissing) { row.Prediction = RowPrediction.Missing(s.Config.Outputs, s.ClassNames); return; }
 
+        var (used, skip) = SequenceBatch.Cut(length, s.MaxLength, s.KeepEnd);
+        row.Length = used;
+        if (isTokens)
+        {
+            if (row.Tokens.Length < used) row.Tokens = new int[Math.Max(used, 2 * row.Tokens.Length)];
+            for (int t = 0; t < used; t++)
+            {
+                uint key = tokens[skip + t];
+                if (key >= s.Config.VocabularySize)
+                    throw new InvalidOperationException($"Token key {key} is outside the model's vocabulary (1…{s.Config.VocabularySize - 1}); the input must come from the same MapValueToKey as in training.");
+                row.Tokens[t] = (int)key;
+            }
+        }
+        else
+        {
+            if (row.Values.Length < used * f) row.Values = new float[Math.Max(used * f, 2 * row.Values.Length)];
+            values.Slice(skip * f, used * f).CopyTo(row.Values);
+        }
+    }
+
+    /// <summary>Rows scored in one batch: enough for the recurrent products to run at full speed on each core.</summary>
+    public const int BatchRows = 64;
+
+    /// <summary>
+    /// Scores rows read by <see cref="Read"/> (none missing), each at its own length, and sets each row's
+    /// prediction: in batches of up to <see cref="BatchRows"/> rows of similar lengths, so that few steps run
+    /// with only a few rows left.
+    /// </summary>
+    public void PredictBlock(ReadOnlySpan<ScoringRow> rows)
+    {
+        var byLength = rows.ToArray();
+        Array.Sort(byLength, static (a, b) => b.Length.CompareTo(a.Length));
         var item = Rent();
         try
         {
-            var (model, batch) = item;
-            var (used, skip) = SequenceBatch.Cut(length, s.MaxLength, s.KeepEnd);
-            batch.Reset(used, 1, isTokens ? 0 : f);
-            if (isTokens)
-            {
-                var ids = new int[used];
-                for (int t = 0; t < used; t++)
-                {
-                    uint key = tokens[skip + t];
-                    if (key >= s.Config.VocabularySize)
-                        throw new InvalidOperationException($"Token key {key} is outside the model's vocabulary (1…{s.Config.VocabularySize - 1}); the input must come from the same MapValueToKey as in training.");
-                    ids[t] = (int)key;
-                }
-                batch.SetTokens(0, ids);
-            }
-            else batch.SetValues(0, values.Slice(skip * f, used * f));
-            var outputs = new float[s.Config.Outputs];
-            model.Forward(outputs, batch, training: false);
-            return new RowPrediction(outputs, model.AttentionWeights.ToArray(), s.ClassNames, IsMissing: false);
+            for (int start = 0; start < byLength.Length; start += BatchRows)
+                PredictBatch(item.Model, item.Batch, byLength.AsSpan(start, Math.Min(BatchRows, byLength.Length - start)));
         }
         finally { _pool.Add(item); }
     }
+
+    void PredictBatch(SequenceModel model, SequenceBatch batch, ReadOnlySpan<ScoringRow> rows)
+    {
+        var s = Saved;
+        int f = s.Config.VocabularySize > 0 ? 0 : s.FeaturesPerStep, count = rows.Length, steps = 0, k = s.Config.Outputs;
+        foreach (var row in rows) steps = Math.Max(steps, row.Length);
+        batch.Reset(steps, count, f);
+        for (int r = 0; r < count; r++)
+        {
+            var row = rows[r];
+            if (f == 0) batch.SetTokens(r, row.Tokens.AsSpan(0, row.Length));
+            else batch.SetValues(r, row.Values.AsSpan(0, row.Length * f));
+        }
+        var outputs = new float[count * k];
+        model.Forward(outputs, batch, training: false);
+        var attention = model.AttentionWeights; // (T, B)
+        for (int r = 0; r < count; r++)
+        {
+            float[] weights = attention.IsEmpty ? [] : new float[rows[r].Length];
+            for (int t = 0; t < weights.Length; t++) weights[t] = attention[t * count + r];
+            rows[r].Prediction = new RowPrediction(outputs.AsSpan(r * k, k).ToArray(), weights, s.ClassNames, IsMissing: false);
+        }
+    }
+}
+
+/// <summary>One row on its way through <see cref="LoadedModel"/>: its input as the model reads it, then its prediction.</summary>
+internal sealed class ScoringRow
+{
+    /// <summary>Token ids (a token model), the first <see cref="Length"/> in use.</summary>
+    public int[] Tokens = [];
+    /// <summary>Steps × features values (a numeric model), the first <see cref="Length"/> steps in use.</summary>
+    public float[] Values = [];
+    /// <summary>Steps the model reads.</summary>
+    public int Length;
+    /// <summary>True when the row has nothing to score; its prediction is then already set.</summary>
+    public bool IsMissing;
+    /// <summary>The row's prediction, once scored.</summary>
+    public RowPrediction Prediction;
 }
 
 /// <summary>What the input kinds share: the decoded-model cache and dense views of row vectors.</summary>
