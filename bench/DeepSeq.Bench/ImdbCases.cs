@@ -172,7 +172,8 @@ static class ImdbCases
 
     /// <summary>
     /// Scoring throughput: ML.NET <c>Transform</c> consumed fully (Score and Probability of every row; DeepSeq
-    /// scores row by row, each at its own length) — from the review text (tokenizing included) or from the
+    /// reads 256 rows ahead and scores them in batches of 64 of similar lengths, each review at its own length) —
+    /// from the review text (tokenizing included) or from the
     /// token keys (cached) — beside TorchSharp, eval mode and no grad, on the same token ids in batches of 64
     /// in the same order, packed (pack_padded_sequence) so that each review is also read at its own length.
     /// </summary>
