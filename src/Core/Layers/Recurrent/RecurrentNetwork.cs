@@ -33,6 +33,7 @@ public sealed class RecurrentNetwork : Module
     int _reservedSteps, _reservedBatch;
     // Per layer: its (sorted) input and merged output; per direction: its output. Sized by Reserve.
     readonly float[][] _inputs, _outputs, _dirOut;
+    bool _inOrder; // the rows are sorted by length already: permuting them is a plain copy
     float[] _grad = [], _stateIn = [], _stateOut = [], _stateIn2 = [], _stateOut2 = [];
     readonly float[][] _gradIn = [[], []], _dirGrad = [[], []]; // per direction
     readonly Action<int>[] _forwardDirection, _backwardDirection; // (L) per layer, made once: no closure per call
@@ -118,7 +119,8 @@ public sealed class RecurrentNetwork : Module
         {
             _inputs[l] = new float[tb * (l == 0 ? InputSize : O)];  // (T, B, I or O) sorted rows
             _outputs[l] = new float[tb * O];                         // (T, B, O) merged directions
-            for (int k = 0; k < d; k++) { _dirOut[l * d + k] = new float[tb * HiddenSize]; _layers[l * d + k].Reserve(steps, batch); }
+            // One direction writes straight into the layer's output: nothing to merge.
+            for (int k = 0; k < d; k++) { _dirOut[l * d + k] = d == 2 ? new float[tb * HiddenSize] : []; _layers[l * d + k].Reserve(steps, batch); }
         }
         _grad = new float[tb * widest];
         for (int k = 0; k < d; k++) { _dirGrad[k] = new float[tb * HiddenSize]; _gradIn[k] = new float[tb * widest]; }
@@ -174,7 +176,7 @@ public sealed class RecurrentNetwork : Module
         {
             ForEachDirection(_forwardDirection[l]);
             var merged = _outputs[l].AsSpan(0, tbo);
-            MergeForward(l, merged);
+            if (Bidirectional) MergeForward(l, merged);
             if (l + 1 < LayerCount) _dropouts[l].Forward(_inputs[l + 1].AsSpan(0, tbo), merged, training);
         }
         PermuteRows<float>(_outputs[LayerCount - 1].AsSpan(0, tbo), y, O, toSorted: false);
@@ -185,20 +187,22 @@ public sealed class RecurrentNetwork : Module
     readonly record struct ForwardCall(bool NoH0, bool NoC0, ProjectedEmbedding? Table);
     readonly record struct BackwardCall(bool NeedInput, bool NoDh, bool NoDc);
 
-    // Direction k of layer l over the sorted batch: input _inputs[l], output _dirOut[l·D + k], final states into _stateOut.
+    // Direction k of layer l over the sorted batch: input _inputs[l], output _dirOut[l·D + k] (or the layer's
+    // output _outputs[l] for one direction), final states into _stateOut.
     void ForwardDirection(int l, int k)
     {
         int d = Directions, s = l * d + k, steps = _t, batch = _b, bh = batch * HiddenSize;
+        var output = (d == 2 ? _dirOut[s] : _outputs[l]).AsSpan(0, steps * bh);
         int inSize = l == 0 ? InputSize : OutputSize;
         var hOut = _stateOut.AsSpan(s * bh, bh);
         var cOut = _layers[s].Cell.HasCellState ? _stateOut2.AsSpan(s * bh, bh) : default;
         if (l == 0 && _fwd.Table is { } table)
         {
-            _layers[s].ForwardProjected(_dirOut[s].AsSpan(0, steps * bh), hOut, cOut, _tokens.AsSpan(0, steps * batch), table.Table(k),
+            _layers[s].ForwardProjected(output, hOut, cOut, _tokens.AsSpan(0, steps * batch), table.Table(k),
                 default, default, _sortedLengths.AsSpan(0, batch), steps, batch);
             return;
         }
-        _layers[s].Forward(_dirOut[s].AsSpan(0, steps * bh), hOut, cOut,
+        _layers[s].Forward(output, hOut, cOut,
             _inputs[l].AsSpan(0, steps * batch * inSize), Slice(_stateIn, _fwd.NoH0, s, bh), Slice(_stateIn2, _fwd.NoC0, s, bh),
             _sortedLengths.AsSpan(0, batch), steps, batch);
     }
@@ -315,11 +319,14 @@ public sealed class RecurrentNetwork : Module
             for (; k > 0 && _sortedLengths[k - 1] < len; k--) { _order[k] = _order[k - 1]; _sortedLengths[k] = _sortedLengths[k - 1]; }
             _order[k] = row; _sortedLengths[k] = len;
         }
+        _inOrder = true;
+        for (int k = 0; k < lengths.Length; k++) _inOrder &= _order[k] == k;
     }
 
     // Moves batch rows of a (T, B, width) tensor between the caller's order and the sorted order.
     void PermuteRows<T>(ReadOnlySpan<T> src, Span<T> dst, int width, bool toSorted)
     {
+        if (_inOrder) { src[..(_t * _b * width)].CopyTo(dst); return; }
         for (int t = 0; t < _t; t++)
             for (int k = 0; k < _b; k++)
             {
