@@ -14,6 +14,34 @@ public sealed class WorkerPoolTests
         }
     }
 
+    /// <summary>The pool's copy, below and above the length where it splits, with a tail, leaves the rest of the destination alone.</summary>
+    [TestMethod]
+    public void ParallelCopyCopiesEveryElementOnAnyThreadCount()
+    {
+        int saved = Gemm.MaxThreads;
+        try
+        {
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                Gemm.MaxThreads = threads;
+                foreach (int n in new[] { 1, (1 << 15) - 1, 1 << 15, 3 * (1 << 15) + 1, 100_003 })
+                {
+                    var source = Enumerable.Range(0, n).Select(i => i * 0.5f).ToArray();
+                    var destination = new float[n + 5];
+                    Array.Fill(destination, -1f);
+                    ParallelRange.Copy<float>(source, destination);
+                    CollectionAssert.AreEqual(source, destination[..n], $"{n} on {threads} threads");
+                    Assert.IsTrue(destination[n..].All(v => v == -1f), "past the source's length");
+                    var ids = Enumerable.Range(7, n).ToArray();
+                    var idCopy = new int[n];
+                    ParallelRange.Copy<int>(ids, idCopy);
+                    CollectionAssert.AreEqual(ids, idCopy);
+                }
+            }
+        }
+        finally { Gemm.MaxThreads = saved; }
+    }
+
     [TestMethod]
     public void RunsEveryPartExactlyOnce()
     {

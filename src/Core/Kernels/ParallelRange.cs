@@ -26,6 +26,22 @@ internal static class ParallelRange
         WorkerPool.Run(parts, new Part<TWork>(work, length, quantum, quanta, parts));
     }
 
+    /// <summary>
+    /// Copies <paramref name="source"/> into the start of <paramref name="destination"/>, split over the pool when
+    /// long: one core's copy is well short of the memory's bandwidth, and the other core would only wait.
+    /// </summary>
+    public static unsafe void Copy<T>(ReadOnlySpan<T> source, Span<T> destination) where T : unmanaged
+    {
+        if (source.Length < ParallelLength) { source.CopyTo(destination); return; }
+        if (destination.Length < source.Length) throw new ArgumentException("The destination is shorter than the source.", nameof(destination));
+        fixed (T* from = source, to = destination) Run(source.Length, 4096 / sizeof(T), new CopyWork<T>(from, to));
+    }
+
+    readonly unsafe struct CopyWork<T>(T* from, T* to) : IRangeWork where T : unmanaged
+    {
+        public void Run(int start, int length) => new ReadOnlySpan<T>(from + start, length).CopyTo(new Span<T>(to + start, length));
+    }
+
     readonly struct Part<TWork>(TWork work, int length, int quantum, int quanta, int parts) : IPoolWork where TWork : struct, IRangeWork
     {
         public void Run(int part)

@@ -87,7 +87,7 @@ public sealed class RecurrentLayer
 
         int tb = steps * batch;
         var xs = _x.AsSpan(0, tb * I);
-        if (Reverse) FlipWithin(x, xs, I); else x.CopyTo(xs);
+        if (Reverse) FlipWithin(x, xs, I); else ParallelRange.Copy(x, xs);
 
         // Input projection of every step at once: gates = x·W_ihᵀ + b_ih (+ b_hh).
         var gates = _gates.AsSpan(0, tb * GH);
@@ -172,7 +172,7 @@ public sealed class RecurrentLayer
             });
         }
 
-        if (Reverse) FlipWithin(hs[bh..], y, H); else hs[bh..].CopyTo(y);
+        if (Reverse) FlipWithin(hs[bh..], y, H); else ParallelRange.Copy<float>(hs[bh..], y);
         for (int b = 0; b < batch; b++)
         {
             int last = _lengths[b]; // h_{len−1} sits at hs[len]

@@ -324,9 +324,9 @@ public sealed class RecurrentNetwork : Module
     }
 
     // Moves batch rows of a (T, B, width) tensor between the caller's order and the sorted order.
-    void PermuteRows<T>(ReadOnlySpan<T> src, Span<T> dst, int width, bool toSorted)
+    void PermuteRows<T>(ReadOnlySpan<T> src, Span<T> dst, int width, bool toSorted) where T : unmanaged
     {
-        if (_inOrder) { src[..(_t * _b * width)].CopyTo(dst); return; }
+        if (_inOrder) { ParallelRange.Copy(src[..(_t * _b * width)], dst); return; }
         for (int t = 0; t < _t; t++)
             for (int k = 0; k < _b; k++)
             {
