@@ -10,9 +10,9 @@ namespace DeepSeq.MLNet.Transforms;
 /// (<c>CustomMapping</c>) calls the model once per row; one row at a time leaves most of the machine idle (a batch
 /// of one is a matrix–vector product per step, and one core waits). Here the view that stands in for a DeepSeq
 /// row mapping reads <see cref="BlockRows"/> rows ahead from its input, scores them as one batch (each at its own
-/// length), then serves them one by one. Its schema, values and row order are those of the stock mapping; only
-/// the floating-point rounding of the batched products may differ (in the last bits). The stock chain itself is
-/// unchanged, so what is saved and what <c>PredictionEngine</c> uses stay the same.
+/// length), then serves them one by one. Its schema, values and row order are those of the stock mapping (values
+/// bit for bit: a row's sums do not depend on the rows batched with it). The stock chain itself is unchanged, so
+/// what is saved and what <c>PredictionEngine</c> uses stay the same.
 /// </summary>
 internal static class BlockScoring
 {
@@ -154,6 +154,7 @@ internal sealed class BlockScoredView<TOutput>(IDataView input, IDataView stock)
         VBuffer<uint> _tokens;
         VBuffer<float> _values;
         ReadOnlyMemory<char> _model;
+        ExceptionDispatchInfo? _inputError; // the input cursor failed after the rows of this block: raised when they are served
         int _count, _slot = -1;
         long _position = -1;
 
@@ -167,15 +168,23 @@ internal sealed class BlockScoredView<TOutput>(IDataView input, IDataView stock)
             foreach (var c in needed) _active[c.Index] = true;
             var read = needed.Where(c => c.Index < source.Count).Select(c => source[c.Index]).Append(model).Append(sequence).DistinctBy(c => c.Index);
             _input = view._input.GetRowCursor(read, rand);
-            foreach (var c in needed.Where(c => c.Index < source.Count)) _passed[c.Index] = BlockScoredView.Buffer(_input, source[c.Index]);
-            _getModel = _input.GetGetter<ReadOnlyMemory<char>>(model);
-            if (sequence.Type is VectorDataViewType { ItemType.RawType: var item } && item == typeof(uint)) _getTokens = _input.GetGetter<VBuffer<uint>>(sequence);
-            else _getValues = _input.GetGetter<VBuffer<float>>(sequence);
-            _getId = _input.GetIdGetter();
-            for (int i = 0; i < _rows.Length; i++) _rows[i] = new ScoringRow();
-            // Each MoveNext of this view of the output class takes the object written for the current row.
-            var outputs = s_ml.Data.LoadFromEnumerable(Current());
-            _outputs = outputs.GetRowCursor(outputs.Schema);
+            try
+            {
+                foreach (var c in needed.Where(c => c.Index < source.Count)) _passed[c.Index] = BlockScoredView.Buffer(_input, source[c.Index]);
+                _getModel = _input.GetGetter<ReadOnlyMemory<char>>(model);
+                if (sequence.Type is VectorDataViewType { ItemType.RawType: var item } && item == typeof(uint)) _getTokens = _input.GetGetter<VBuffer<uint>>(sequence);
+                else _getValues = _input.GetGetter<VBuffer<float>>(sequence);
+                _getId = _input.GetIdGetter();
+                for (int i = 0; i < _rows.Length; i++) _rows[i] = new ScoringRow();
+                // Each MoveNext of this view of the output class takes the object written for the current row.
+                var outputs = s_ml.Data.LoadFromEnumerable(Current());
+                _outputs = outputs.GetRowCursor(outputs.Schema);
+            }
+            catch
+            {
+                _input.Dispose(); // it may hold ML.NET's reader threads
+                throw;
+            }
         }
 
         IEnumerable<TOutput> Current() { while (true) yield return _output; }
@@ -185,57 +194,85 @@ internal sealed class BlockScoredView<TOutput>(IDataView input, IDataView stock)
         public override long Batch => 0;
         public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
 
-        public override ValueGetter<DataViewRowId> GetIdGetter() => (ref DataViewRowId id) => id = _ids[_slot];
+        // The current row's slot; ML.NET's words when there is no current row.
+        int Slot => _position >= 0 ? _slot : throw new InvalidOperationException("Attempting to fetch a value while the cursor is not on a row: call MoveNext first, and not after it returns false.");
+
+        public override ValueGetter<DataViewRowId> GetIdGetter() => (ref DataViewRowId id) => id = _ids[Slot];
 
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {
             if (!_active[column.Index]) throw new InvalidOperationException($"Column '{column.Name}' was not requested from this cursor.");
-            if (_passed.TryGetValue(column.Index, out var buffer)) return (ValueGetter<TValue>)buffer.Getter(() => _slot);
+            if (typeof(TValue) != column.Type.RawType)
+                throw new InvalidOperationException($"Invalid TValue in GetGetter: '{typeof(TValue)}', expected type: '{column.Type.RawType}'.");
+            if (_passed.TryGetValue(column.Index, out var buffer)) return (ValueGetter<TValue>)buffer.Getter(() => Slot);
             var scored = _outputs.GetGetter<TValue>(_outputs.Schema[column.Name]);
             return (ref TValue value) =>
             {
-                _errors[_slot]?.Throw(); // the row's own error, where the stock mapping raises it
+                _errors[Slot]?.Throw(); // the row's own error, where the stock mapping raises it
                 scored(ref value);
             };
         }
 
         public override bool MoveNext()
         {
-            if (_slot + 1 >= _count && !ReadBlock()) return false;
+            if (_slot + 1 >= _count)
+            {
+                if (_inputError is { } failed) { _inputError = null; _count = 0; _slot = -1; failed.Throw(); }
+                if (!ReadBlock()) { _position = -1; return false; }
+            }
             _slot++;
             _position++;
             if (_errors[_slot] is null) _output.Write(_rows[_slot].Prediction);
             return _outputs.MoveNext();
         }
 
-        // Reads up to a block of rows, each checked on its own (a bad row keeps its error for its own getters),
-        // and scores the good ones as one batch.
+        // Reads up to a block of rows, each checked on its own (a bad row keeps its error for its own getters), and
+        // scores the good ones as one batch. When the input cursor itself fails, the rows read before are served
+        // first and its error is raised by the MoveNext after them, where the stock mapping raises it.
         bool ReadBlock()
         {
             _count = 0; _slot = -1;
             int scored = 0;
             LoadedModel? model = null;
-            while (_count < BlockScoring.BlockRows && _input.MoveNext())
+            try
             {
-                int slot = _count++;
-                foreach (var buffer in _passed.Values) buffer.Read(slot);
-                _getId(ref _ids[slot]);
-                _errors[slot] = null;
-                try
+                while (_count < BlockScoring.BlockRows && _input.MoveNext())
                 {
-                    _getModel(ref _model);
-                    model = RowScoring.Resolve(_model);
-                    var row = _rows[slot];
-                    if (_getTokens is not null) { _getTokens(ref _tokens); model.Read(row, RowScoring.Dense(_tokens), default); }
-                    else { _getValues!(ref _values); model.Read(row, default, RowScoring.Dense(_values)); }
-                    if (!row.IsMissing) _scored[scored++] = row;
-                }
-                catch (Exception e) // raised by the row's scored getters, as the stock mapping raises it
-                {
-                    _errors[slot] = ExceptionDispatchInfo.Capture(e);
+                    int slot = _count;
+                    foreach (var buffer in _passed.Values) buffer.Read(slot);
+                    _getId(ref _ids[slot]);
+                    _errors[slot] = null;
+                    _count++;
+                    try
+                    {
+                        _getModel(ref _model);
+                        model = RowScoring.Resolve(_model);
+                        var row = _rows[slot];
+                        if (_getTokens is not null) { _getTokens(ref _tokens); model.Read(row, RowScoring.Dense(_tokens), default); }
+                        else { _getValues!(ref _values); model.Read(row, default, RowScoring.Dense(_values)); }
+                        if (!row.IsMissing) _scored[scored++] = row;
+                    }
+                    catch (Exception e) // raised by the row's scored getters, as the stock mapping raises it
+                    {
+                        _errors[slot] = ExceptionDispatchInfo.Capture(e);
+                    }
                 }
             }
-            if (scored > 0) model!.PredictBlock(_scored.AsSpan(0, scored));
+            catch (Exception e)
+            {
+                _inputError = ExceptionDispatchInfo.Capture(e);
+                if (_count == 0) { _inputError = null; throw; }
+            }
+            if (scored > 0)
+            {
+                try { model!.PredictBlock(_scored.AsSpan(0, scored)); }
+                catch (Exception e) // each row of the batch raises it from its own scored getters
+                {
+                    var error = ExceptionDispatchInfo.Capture(e);
+                    for (int slot = 0; slot < _count; slot++)
+                        if (_errors[slot] is null && !_rows[slot].IsMissing) _errors[slot] = error;
+                }
+            }
             return _count > 0;
         }
 
