@@ -172,14 +172,16 @@ public sealed class RecurrentNetwork : Module
         if (table is null) PermuteRows(x, _inputs[0].AsSpan(0, steps * batch * InputSize), InputSize, toSorted: true);
         else PermuteRows(tokens, _tokens.AsSpan(0, steps * batch), 1, toSorted: true);
         _fwd = new ForwardCall(h0.IsEmpty, c0.IsEmpty, table);
+        // Two directions in the caller's order merge straight into y; otherwise the top layer's output is permuted there.
+        bool mergeIntoY = Bidirectional && _inOrder;
         for (int l = 0; l < LayerCount; l++)
         {
             ForEachDirection(_forwardDirection[l]);
-            var merged = _outputs[l].AsSpan(0, tbo);
+            var merged = mergeIntoY && l + 1 == LayerCount ? y[..tbo] : _outputs[l].AsSpan(0, tbo);
             if (Bidirectional) MergeForward(l, merged);
             if (l + 1 < LayerCount) _dropouts[l].Forward(_inputs[l + 1].AsSpan(0, tbo), merged, training);
         }
-        PermuteRows<float>(_outputs[LayerCount - 1].AsSpan(0, tbo), y, O, toSorted: false);
+        if (!mergeIntoY) PermuteRows<float>(_outputs[LayerCount - 1].AsSpan(0, tbo), y, O, toSorted: false);
         if (!hT.IsEmpty) PermuteStates(_stateOut.AsSpan(0, sl), hT, toSorted: false);
         if (!cT.IsEmpty) PermuteStates(_stateOut2.AsSpan(0, sl), cT, toSorted: false);
     }
@@ -281,21 +283,33 @@ public sealed class RecurrentNetwork : Module
     /// Combines per-direction rows (rows, H) — outputs or final states — as <see cref="Merge"/> says into
     /// (rows, <see cref="OutputSize"/>); <paramref name="reverse"/> is empty for one direction.
     /// </summary>
-    internal void MergeDirections(ReadOnlySpan<float> forward, ReadOnlySpan<float> reverse, Span<float> merged, int rows)
+    internal unsafe void MergeDirections(ReadOnlySpan<float> forward, ReadOnlySpan<float> reverse, Span<float> merged, int rows)
     {
         int H = HiddenSize;
         if (!Bidirectional) { forward[..(rows * H)].CopyTo(merged); return; }
         if (Merge == BidirectionalMerge.Concat)
-            for (int r = 0; r < rows; r++)
-            {
-                forward.Slice(r * H, H).CopyTo(merged.Slice(r * 2 * H, H));
-                reverse.Slice(r * H, H).CopyTo(merged.Slice(r * 2 * H + H, H));
-            }
+        {
+            if (merged.Length < rows * 2 * H) throw new ArgumentException($"merged has {merged.Length} values, expected {rows * 2 * H}.", nameof(merged));
+            fixed (float* f = forward, r = reverse, m = merged) ParallelRange.Run(rows * 2 * H, 2 * H, new Concat(f, r, m, H));
+        }
         else
         {
             var m = merged[..(rows * H)];
             TensorPrimitives.Add(forward[..(rows * H)], reverse[..(rows * H)], m);
             if (Merge == BidirectionalMerge.Average) TensorPrimitives.Multiply(m, 0.5f, m);
+        }
+    }
+
+    // Rows side by side: [forward row, reverse row] per merged row, over a range of whole merged rows.
+    readonly unsafe struct Concat(float* forward, float* reverse, float* merged, int h) : IRangeWork
+    {
+        public void Run(int start, int length)
+        {
+            for (int row = start / (2 * h), end = (start + length) / (2 * h); row < end; row++)
+            {
+                new ReadOnlySpan<float>(forward + (long)row * h, h).CopyTo(new Span<float>(merged + (long)row * 2 * h, h));
+                new ReadOnlySpan<float>(reverse + (long)row * h, h).CopyTo(new Span<float>(merged + (long)row * 2 * h + h, h));
+            }
         }
     }
 
