@@ -54,7 +54,7 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
     {
         var row = new ScoringRow();
         Read(row, tokens, values);
-        if (!row.IsMissing) PredictBlock([row]);
+        if (!row.IsMissing) PredictBlock(new Span<ScoringRow>(ref row));
         return row.Prediction;
     }
 
@@ -100,17 +100,16 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
     /// <summary>
     /// Scores rows read by <see cref="Read"/> (none missing), each at its own length, and sets each row's
     /// prediction: in batches of up to <see cref="BatchRows"/> rows of similar lengths, so that few steps run
-    /// with only a few rows left.
+    /// with only a few rows left. <paramref name="rows"/> is left sorted by length, longest first.
     /// </summary>
-    public void PredictBlock(ReadOnlySpan<ScoringRow> rows)
+    public void PredictBlock(Span<ScoringRow> rows)
     {
-        var byLength = rows.ToArray();
-        Array.Sort(byLength, static (a, b) => b.Length.CompareTo(a.Length));
+        rows.Sort(static (a, b) => b.Length.CompareTo(a.Length));
         var item = Rent();
         try
         {
-            for (int start = 0; start < byLength.Length; start += BatchRows)
-                PredictBatch(item.Model, item.Batch, byLength.AsSpan(start, Math.Min(BatchRows, byLength.Length - start)));
+            for (int start = 0; start < rows.Length; start += BatchRows)
+                PredictBatch(item.Model, item.Batch, rows.Slice(start, Math.Min(BatchRows, rows.Length - start)));
         }
         finally { _pool.Add(item); }
     }
