@@ -148,6 +148,8 @@ internal sealed class BlockScoredView<TOutput>(IDataView input, IDataView stock)
         readonly DataViewRowId[] _ids = new DataViewRowId[BlockScoring.BlockRows];
         readonly ScoringRow[] _rows = new ScoringRow[BlockScoring.BlockRows];
         readonly ExceptionDispatchInfo?[] _errors = new ExceptionDispatchInfo?[BlockScoring.BlockRows];
+        readonly LoadedModel?[] _models = new LoadedModel?[BlockScoring.BlockRows]; // the model each row names
+        readonly int[] _pending = new int[BlockScoring.BlockRows];
         readonly ScoringRow[] _scored = new ScoringRow[BlockScoring.BlockRows];
         readonly DataViewRowCursor _outputs;
         readonly TOutput _output = new();
@@ -227,13 +229,11 @@ internal sealed class BlockScoredView<TOutput>(IDataView input, IDataView stock)
         }
 
         // Reads up to a block of rows, each checked on its own (a bad row keeps its error for its own getters), and
-        // scores the good ones as one batch. When the input cursor itself fails, the rows read before are served
+        // scores the good ones. When the input cursor itself fails, the rows read before are served
         // first and its error is raised by the MoveNext after them, where the stock mapping raises it.
         bool ReadBlock()
         {
             _count = 0; _slot = -1;
-            int scored = 0;
-            LoadedModel? model = null;
             try
             {
                 while (_count < BlockScoring.BlockRows && _input.MoveNext())
@@ -242,15 +242,15 @@ internal sealed class BlockScoredView<TOutput>(IDataView input, IDataView stock)
                     foreach (var buffer in _passed.Values) buffer.Read(slot);
                     _getId(ref _ids[slot]);
                     _errors[slot] = null;
+                    _models[slot] = null;
                     _count++;
                     try
                     {
                         _getModel(ref _model);
-                        model = RowScoring.Resolve(_model);
+                        var model = _models[slot] = RowScoring.Resolve(_model);
                         var row = _rows[slot];
                         if (_getTokens is not null) { _getTokens(ref _tokens); model.Read(row, RowScoring.Dense(_tokens), default); }
                         else { _getValues!(ref _values); model.Read(row, default, RowScoring.Dense(_values)); }
-                        if (!row.IsMissing) _scored[scored++] = row;
                     }
                     catch (Exception e) // raised by the row's scored getters, as the stock mapping raises it
                     {
@@ -263,17 +263,33 @@ internal sealed class BlockScoredView<TOutput>(IDataView input, IDataView stock)
                 _inputError = ExceptionDispatchInfo.Capture(e);
                 if (_count == 0) { _inputError = null; throw; }
             }
-            if (scored > 0)
+            Score();
+            return _count > 0;
+        }
+
+        // Scores the block's good rows in batches, each row with the model it names (in practice the value mapping
+        // gives every row the same one). A batch whose forward fails gives its rows that error.
+        void Score()
+        {
+            int remaining = 0;
+            for (int slot = 0; slot < _count; slot++)
+                if (_errors[slot] is null && !_rows[slot].IsMissing) _pending[remaining++] = slot;
+            while (remaining > 0)
             {
-                try { model!.PredictBlock(_scored.AsSpan(0, scored)); }
-                catch (Exception e) // each row of the batch raises it from its own scored getters
+                var model = _models[_pending[0]]!;
+                int scored = 0, left = 0;
+                for (int i = 0; i < remaining; i++)
+                    if (_models[_pending[i]] == model) _scored[scored++] = _rows[_pending[i]];
+                    else _pending[left++] = _pending[i];
+                try { model.PredictBlock(_scored.AsSpan(0, scored)); }
+                catch (Exception e) // raised by each of these rows' scored getters
                 {
                     var error = ExceptionDispatchInfo.Capture(e);
                     for (int slot = 0; slot < _count; slot++)
-                        if (_errors[slot] is null && !_rows[slot].IsMissing) _errors[slot] = error;
+                        if (_errors[slot] is null && !_rows[slot].IsMissing && _models[slot] == model) _errors[slot] = error;
                 }
+                remaining = left;
             }
-            return _count > 0;
         }
 
         protected override void Dispose(bool disposing)

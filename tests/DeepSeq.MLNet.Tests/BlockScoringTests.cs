@@ -235,4 +235,46 @@ public sealed class BlockScoringTests
         Assert.IsLessThanOrEqualTo(FailAt, served);
         Assert.IsGreaterThanOrEqualTo(256, served, "the rows read before the failure were served (ML.NET's own reader threads raise it a little early)");
     }
+
+    public sealed class ModelRow
+    {
+        [ColumnName(DeepSeq.MLNet.Transforms.DeepSeqColumns.Input), VectorType] public uint[] Input = [];
+        [ColumnName(DeepSeq.MLNet.Transforms.DeepSeqColumns.Model)] public string Model = "";
+    }
+
+    [TestMethod]
+    public void EachRowIsScoredByTheModelItNames()
+    {
+        // The model column comes from a value mapping, the same text on every row; a view that names two models
+        // row by row must still get each row's own model's scores, as from the stock mapping.
+        var ml = new MLContext(seed: 1);
+        var texts = ml.Data.LoadFromEnumerable(TestData.Reviews(80, 1));
+        var tokens = TestData.Tokenizer(ml).Fit(texts).Transform(texts);
+        var chains = new[] { 1, 4 }.Select(epochs =>
+        {
+            var options = TestData.SmallBinary();
+            options.Epochs = epochs;
+            return (IEnumerable<ITransformer>)RowByRow(ml, ml.DeepSeq().BinaryClassification(options).Fit(tokens), tokens.Schema);
+        }).ToList();
+        static IEnumerable<ITransformer> Flat(IEnumerable<ITransformer> chain) => chain.SelectMany(t => t is IEnumerable<ITransformer> inner ? Flat(inner) : [t]);
+        var mapping = Flat(chains[0]).Single(t => t.GetType().Name.StartsWith("CustomMappingTransformer", StringComparison.Ordinal)
+            && t.GetType().GetGenericArguments()[0] == typeof(DeepSeq.MLNet.Transforms.TokenIdsInput));
+        (string Model, uint[][] Ids) Prefix(IEnumerable<ITransformer> chain)
+        {
+            var view = tokens;
+            foreach (var t in Flat(chain).TakeWhile(t => t.GetType() != mapping.GetType())) view = t.Transform(view);
+            var rows = ml.Data.CreateEnumerable<ModelRow>(view, reuseRowObject: false).ToList();
+            return (rows[0].Model, [.. rows.Select(r => r.Input)]);
+        }
+        var (a, ids) = Prefix(chains[0]);
+        var (b, _) = Prefix(chains[1]);
+        Assert.AreNotEqual(a, b);
+        var mixed = ml.Data.LoadFromEnumerable(ids.Select((input, i) => new ModelRow { Input = input, Model = i % 3 == 0 ? b : a }).ToList());
+
+        var expected = mapping.Transform(mixed).GetColumn<float>("Score").ToArray();
+        var actual = DeepSeq.MLNet.Transforms.BlockScoring.Transform(mapping, mixed).GetColumn<float>("Score").ToArray();
+        CollectionAssert.AreEqual(expected, actual);
+        var onlyA = mapping.Transform(ml.Data.LoadFromEnumerable(ids.Select(input => new ModelRow { Input = input, Model = a }).ToList())).GetColumn<float>("Score").ToArray();
+        Assert.IsTrue(Enumerable.Range(0, ids.Length).Any(i => i % 3 == 0 && actual[i] != onlyA[i]), "the rows naming the second model got its scores");
+    }
 }
