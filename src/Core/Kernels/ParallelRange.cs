@@ -33,8 +33,7 @@ internal static class ParallelRange
     public static unsafe void Copy<T>(ReadOnlySpan<T> source, Span<T> destination) where T : unmanaged
     {
         if (source.Length < ParallelLength) { source.CopyTo(destination); return; }
-        if (destination.Length < source.Length) throw new ArgumentException("The destination is shorter than the source.", nameof(destination));
-        fixed (T* from = source, to = destination) Run(source.Length, 4096 / sizeof(T), new CopyWork<T>(from, to));
+        fixed (T* from = source, to = destination[..source.Length]) Run(source.Length, 4096 / sizeof(T), new CopyWork<T>(from, to));
     }
 
     readonly unsafe struct CopyWork<T>(T* from, T* to) : IRangeWork where T : unmanaged

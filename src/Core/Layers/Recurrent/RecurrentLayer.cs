@@ -159,7 +159,7 @@ public sealed class RecurrentLayer
             // gradient's product over all rows reads); every other row is written, so h needs no clearing up front.
             // c is read only on active rows.
             if (n < batch) hs.Slice((t + 1) * bh + n * H, (batch - n) * H).Clear();
-            if (!table.IsEmpty) Gather(gates, tokens, table, t, n);
+            if (!table.IsEmpty) Gather(gates, GH, tokens, table, t, n);
             Cell.ForwardStep(new StepForward
             {
                 Rows = n,
@@ -183,9 +183,9 @@ public sealed class RecurrentLayer
 
     // Step t's table rows into its pre-activations; the next step's rows are prefetched meanwhile, as the table
     // (V × G·H) is far larger than the caches and each row is read at a random place.
-    unsafe void Gather(Span<float> gates, ReadOnlySpan<int> tokens, ReadOnlySpan<float> table, int t, int n)
+    unsafe void Gather(Span<float> gates, int GH, ReadOnlySpan<int> tokens, ReadOnlySpan<float> table, int t, int n)
     {
-        int batch = _b, GH = gates.Length / (_t * batch);
+        int batch = _b;
         for (int b = 0; b < n; b++)
             table.Slice(Token(tokens, t, b) * GH, GH).CopyTo(gates.Slice((t * batch + b) * GH, GH));
         if (t + 1 >= _t || !Sse.IsSupported) return;

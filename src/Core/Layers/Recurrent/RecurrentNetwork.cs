@@ -288,10 +288,8 @@ public sealed class RecurrentNetwork : Module
         int H = HiddenSize;
         if (!Bidirectional) { forward[..(rows * H)].CopyTo(merged); return; }
         if (Merge == BidirectionalMerge.Concat)
-        {
-            if (merged.Length < rows * 2 * H) throw new ArgumentException($"merged has {merged.Length} values, expected {rows * 2 * H}.", nameof(merged));
-            fixed (float* f = forward, r = reverse, m = merged) ParallelRange.Run(rows * 2 * H, 2 * H, new Concat(f, r, m, H));
-        }
+            fixed (float* f = forward[..(rows * H)], r = reverse[..(rows * H)], m = merged[..(rows * 2 * H)]) // the slices check the lengths
+                ParallelRange.Run(rows * 2 * H, 2 * H, new Concat(f, r, m, H));
         else
         {
             var m = merged[..(rows * H)];
