@@ -16,6 +16,7 @@ public sealed class WorkerPoolTests
 
     /// <summary>The pool's copy, below and above the length where it splits, with a tail, leaves the rest of the destination alone.</summary>
     [TestMethod]
+    [DoNotParallelize] // sets the process-wide Gemm.MaxThreads, which tests running beside it read
     public void ParallelCopyCopiesEveryElementOnAnyThreadCount()
     {
         int saved = Gemm.MaxThreads;
