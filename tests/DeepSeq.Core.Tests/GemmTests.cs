@@ -143,6 +143,35 @@ public sealed class GemmTests
             }
     }
 
+    // A block of at most MC rows of a plain A (alpha = 1) is read in place; any other is packed. Both give the
+    // reference, and the same bits: here the packed side is the same A stored transposed. Rows around the tile
+    // heights and up to MC, a padded lda, and depths past one KC block.
+    [TestMethod]
+    [DynamicData(nameof(Widths.All), typeof(Widths))]
+    public void RowsReadInPlaceMatchPackedRows(int bits)
+    {
+        foreach (int m in (int[])[2, 5, 6, 7, 12, 13, 32, 96])
+            foreach (int n in (int[])[1, 33, 65])
+                foreach (int k in (int[])[1, 17, 300])
+                {
+                    var rng = new Random(bits + 10_000 * m + 100 * n + k);
+                    int lda = k + 3, ldc = n + 1;
+                    var a = GradientCheck.Random(m * lda, rng); var b = GradientCheck.Random(k * n, rng);
+                    var aT = new float[k * m];
+                    for (int i = 0; i < m; i++)
+                        for (int p = 0; p < k; p++) aT[p * m + i] = a[i * lda + p];
+                    var c = GradientCheck.Random(m * ldc, rng);
+                    var expected = (float[])c.Clone(); var packedSide = (float[])c.Clone();
+                    GemmReference.Multiply(false, false, m, n, k, 1f, a, lda, b, n, 1f, expected, ldc);
+                    using var packed = new PackedMatrix(k, n);
+                    packed.Pack(false, b, n);
+                    Widths.Run(new Gemm.Product(false, m, 1f, a, lda, packed, 1f, c, ldc), bits);
+                    Widths.Run(new Gemm.Product(true, m, 1f, aT, m, packed, 1f, packedSide, ldc), bits);
+                    GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), $"{bits}-bit {m}x{n}x{k}");
+                    CollectionAssert.AreEqual(packedSide, c, $"{bits}-bit {m}x{n}x{k}: in place vs packed");
+                }
+    }
+
     // Large enough to pack B on every core and to split the multiply over threads, at the width the process uses;
     // one thread gives the same bits.
     [TestMethod]

@@ -204,7 +204,7 @@ internal unsafe struct PatchGradient : IVecKernel
                 for (int ky = 0; ky < ks; ky++)
                     for (int j0 = 0; j0 < run; j0 += 6)
                         for (int col = 0; col < f; col += s, tile += tileSize)
-                            Gemm.Strip<TV, TO, Rows6>(kc, src + (long)(q0 + ky * wp) * c + j0, c, grads + (long)q0 * f + col, f, tile, s);
+                            Gemm.Strip<TV, TO, Rows6, PackedRows>(kc, src + (long)(q0 + ky * wp) * c + j0, c, 1, grads + (long)q0 * f + col, f, tile, s);
             }
         }
         float* t = tiles;

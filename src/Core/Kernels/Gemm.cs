@@ -10,7 +10,8 @@ namespace DeepSeq.Core.Kernels;
 /// <remarks>
 /// The structure is Goto/BLIS's: op(B) is packed once into column panels of <see cref="NR"/>
 /// (one <see cref="PackedMatrix"/>, reusable across calls — the recurrent weights are packed once per sequence),
-/// op(A) is packed per (KC × MC) block into row panels of <see cref="MR"/>, and a register-blocked
+/// op(A) is packed per (KC × MC) block into row panels of <see cref="MR"/> (a block of at most MC rows of a plain A is
+/// read in place instead), and a register-blocked
 /// MR × NR multiply-add micro-kernel accumulates into C; a single row (batch 1) takes a one-row kernel instead.
 /// The kernels are written once over the vector width and run at the widest the process accelerates:
 /// 512-bit, 256-bit, 128-bit (SSE, or AdvSimd on Arm64) or scalar (see <see cref="Lanes"/>); the packed layout
@@ -197,21 +198,34 @@ public static unsafe class Gemm
         }
     }
 
-    // Rows [m0, m1) of C, column panels [j0, j1) of packed B.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip the tiered JIT's slow tiers
+    // Rows [m0, m1) of C, column panels [j0, j1) of packed B. A block of at most MC rows of a plain A is read in place:
+    // with so few rows (a recurrent step's batch), packing them cost as much as 8 % of the product, on every thread
+    // that shares its columns, while the tiles read A's rows from the cache just as well.
     static void Compute<TV, TO>(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
         float* a, int lda, PackedMatrix b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
     {
-        float* packA = ThreadBuffers.A;
+        if (!transA && alpha == 1f && m1 - m0 <= MC) Compute<TV, TO, SpacedRows>(false, 1f, m0, m1, j0, j1, k, a, lda, b, c, ldc);
+        else Compute<TV, TO, PackedRows>(transA, alpha, m0, m1, j0, j1, k, a, lda, b, c, ldc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip the tiered JIT's slow tiers
+    static void Compute<TV, TO, TA>(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
+        float* a, int lda, PackedMatrix b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
+    {
+        float* packA = TA.Spaced ? null : ThreadBuffers.A;
         float* tile = stackalloc float[MR * NR];
         int tileRows = TileRows<TV, TO>();
         for (int pc = 0; pc < k; pc += KC)
         {
             int kc = Math.Min(KC, k - pc);
+            // Row r of a tile at block + r·aRow, its next depth aStep further; a tile's next row of tiles rowStep further.
+            nint aStep = TA.Spaced ? 1 : MR, aRow = TA.Spaced ? lda : 1, rowStep = TA.Spaced ? lda : kc;
             for (int ic = m0; ic < m1; ic += MC)
             {
                 int mc = Math.Min(MC, m1 - ic);
-                PackA(transA, alpha, a, lda, ic, mc, pc, kc, packA);
+                float* block = packA;
+                if (TA.Spaced) block = a + (long)ic * lda + pc;
+                else PackA(transA, alpha, a, lda, ic, mc, pc, kc, packA);
                 for (int jp = j0; jp < j1; jp++)
                 {
                     float* pb = b.Panel(pc, kc, jp);
@@ -219,10 +233,10 @@ public static unsafe class Gemm
                     for (int ir = 0; ir < mc; ir += tileRows)
                     {
                         int mr = Math.Min(tileRows, mc - ir);
-                        float* cij = c + (long)(ic + ir) * ldc + jc;
+                        float* cij = c + (long)(ic + ir) * ldc + jc, air = block + ir * rowStep;
                         if (mr == tileRows && nr == NR)
-                            Kernel<TV, TO>(kc, packA + ir * kc, pb, cij, ldc);
-                        else EdgeTile<TV, TO>(kc, packA + ir * kc, pb, cij, ldc, mr, nr, tile);
+                            Kernel<TV, TO, TA>(kc, air, aStep, aRow, MR * rowStep, pb, cij, ldc);
+                        else EdgeTile<TV, TO, TA>(kc, air, aStep, aRow, MR * rowStep, pb, cij, ldc, mr, nr, tile);
                     }
                 }
             }
@@ -281,42 +295,48 @@ public static unsafe class Gemm
     }
 
     // A tile cut by the edge of C (mr rows, nr columns). The strips wholly inside nr go straight into C with a strip of
-    // exactly mr rows — a recurrent step's 32 rows end in a tile of 2, which a 6-row strip would compute three times
-    // over — and the rest of the tile is computed on the zero-padded panels into a scratch tile, of which only the
+    // exactly mr rows — a recurrent step's 32 rows end in a tile of 8, to which a 12-row strip would add four rows of waste —
+    // and the rest of the tile is computed into a scratch tile on the zero-padded panels of B, of which only the
     // valid part is added (a 16-filter convolution's C is 16 wide, half a panel, on every tile).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void EdgeTile<TV, TO>(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float* tile) where TV : unmanaged where TO : ISimd<TV>
+    static void EdgeTile<TV, TO, TA>(int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc, int mr, int nr, float* tile)
+        where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
     {
-        int strip = 2 * TO.Count, direct = nr / strip * strip;
-        nint second = MR * kc; // rows 6… of a 12-row tile are the next packed panel
-        for (int q = 0; q < direct; q += strip)
-            switch (mr)
-            {
-                case 1: Strip<TV, TO, Rows1>(kc, a, MR, b + q, NR, c + q, ldc); break;
-                case 2: Strip<TV, TO, Rows2>(kc, a, MR, b + q, NR, c + q, ldc); break;
-                case 3: Strip<TV, TO, Rows3>(kc, a, MR, b + q, NR, c + q, ldc); break;
-                case 4: Strip<TV, TO, Rows4>(kc, a, MR, b + q, NR, c + q, ldc); break;
-                case 5: Strip<TV, TO, Rows5>(kc, a, MR, b + q, NR, c + q, ldc); break;
-                case 6: Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, c + q, ldc); break;
-                case 7: Strip<TV, TO, Rows7>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
-                case 8: Strip<TV, TO, Rows8>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
-                case 9: Strip<TV, TO, Rows9>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
-                case 10: Strip<TV, TO, Rows10>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
-                case 11: Strip<TV, TO, Rows11>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
-                default: Strip<TV, TO, Rows12>(kc, a, MR, b + q, NR, c + q, ldc, second); break;
-            }
-        if (direct == nr) return;
+        int strip = 2 * TO.Count, whole = nr / strip * strip;
+        for (int q = 0; q < whole; q += strip) Strip<TV, TO, TA>(mr, kc, a, aStep, aRow, aSecond, b + q, c + q, ldc);
+        if (whole == nr) return;
         if (mr > MR)
         {
-            // The columns past the direct strips, six rows at a time through the scratch tile below.
-            EdgeTile<TV, TO>(kc, a, b + direct, c + direct, ldc, MR, nr - direct, tile);
-            EdgeTile<TV, TO>(kc, a + second, b + direct, c + (long)MR * ldc + direct, ldc, mr - MR, nr - direct, tile);
+            // The columns past the whole strips, six rows at a time through the scratch tile below.
+            EdgeTile<TV, TO, TA>(kc, a, aStep, aRow, aSecond, b + whole, c + whole, ldc, MR, nr - whole, tile);
+            EdgeTile<TV, TO, TA>(kc, a + aSecond, aStep, aRow, aSecond, b + whole, c + (long)MR * ldc + whole, ldc, mr - MR, nr - whole, tile);
             return;
         }
         new Span<float>(tile, MR * NR).Clear();
-        for (int q = direct; q < NR; q += strip) Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, tile + q, NR);
+        for (int q = whole; q < NR; q += strip) Strip<TV, TO, TA>(mr, kc, a, aStep, aRow, aSecond, b + q, tile + q, NR);
         for (int i = 0; i < mr; i++)
-            for (int j = direct; j < nr; j++) c[(long)i * ldc + j] += tile[i * NR + j];
+            for (int j = whole; j < nr; j++) c[(long)i * ldc + j] += tile[i * NR + j];
+    }
+
+    // A strip of mr ≤ 12 rows (see the strip below), compiled for each row count.
+    static void Strip<TV, TO, TA>(int mr, int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc)
+        where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
+    {
+        switch (mr)
+        {
+            case 1: Strip<TV, TO, Rows1, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
+            case 2: Strip<TV, TO, Rows2, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
+            case 3: Strip<TV, TO, Rows3, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
+            case 4: Strip<TV, TO, Rows4, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
+            case 5: Strip<TV, TO, Rows5, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
+            case 6: Strip<TV, TO, Rows6, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
+            case 7: Strip<TV, TO, Rows7, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
+            case 8: Strip<TV, TO, Rows8, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
+            case 9: Strip<TV, TO, Rows9, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
+            case 10: Strip<TV, TO, Rows10, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
+            case 11: Strip<TV, TO, Rows11, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
+            default: Strip<TV, TO, Rows12, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
+        }
     }
 
     /// <summary>
@@ -325,10 +345,11 @@ public static unsafe class Gemm
     /// keeps its 12 accumulators in registers (16 on x64 without AVX-512, 32 with it or on Arm64).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Kernel<TV, TO>(int kc, float* a, float* b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
+    static void Kernel<TV, TO, TA>(int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc)
+        where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
     {
-        if (TileRows<TV, TO>() == 2 * MR) Strip<TV, TO, Rows12>(kc, a, MR, b, NR, c, ldc, MR * kc); // one 512-bit strip spans NR
-        else for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO, Rows6>(kc, a, MR, b + q, NR, c + q, ldc);
+        if (TileRows<TV, TO>() == 2 * MR) Strip<TV, TO, Rows12, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); // one 512-bit strip spans NR
+        else for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO, Rows6, TA>(kc, a, aStep, aRow, b + q, NR, c + q, ldc);
     }
 
     // Rows of a full tile: 12 (two packed panels of A, 24 accumulators) where AVX-512 gives 32 vector registers, which
@@ -336,16 +357,18 @@ public static unsafe class Gemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static int TileRows<TV, TO>() where TV : unmanaged where TO : ISimd<TV> => TO.Count == 16 && Vector512.IsHardwareAccelerated ? 2 * MR : MR;
 
-    // C[0..R, 0..2W) += Σ_p a[p·aStep + 0..R) · b[p·bStep + 0..2W) for R = TR.Count ≤ 12 rows: here columns [0, 2W) of a
-    // 32-wide panel (the caller offsets b and c to the strip; aStep = MR, bStep = NR), rows 6… from a second panel
-    // aSecond floats further; the direct convolution's weight gradient reads its six patch values and its dy row
-    // straight from the images instead (PatchGradient). TR.Count is a constant in each compiled copy, so the rows past
-    // it and their accumulators are compiled away.
+    // C[0..R, 0..2W) += Σ_p a_r[p·aStep] · b[p·bStep + 0..2W) for rows r < R = TR.Count ≤ 12: here columns [0, 2W) of a
+    // 32-wide panel (the caller offsets b and c to the strip; bStep = NR). Rows 0…5 are a_r = a + r·aRow and rows 6…
+    // the same from aSecond floats further: a packed panel of A (aRow = 1, aStep = MR, the second panel MR·kc further)
+    // or rows of A read in place (aRow = lda, aStep = 1). The direct convolution's weight gradient reads its six patch
+    // values and its dy row straight from the images (PatchGradient). TR.Count is a constant in each compiled copy, so
+    // the rows past it and their accumulators are compiled away, and so is aRow in the packed copies.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Strip<TV, TO, TR>(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc, nint aSecond = 0)
-        where TV : unmanaged where TO : ISimd<TV> where TR : IRowCount
+    internal static void Strip<TV, TO, TR, TA>(int kc, float* a, nint aStep, nint aRow, float* b, nint bStep, float* c, int ldc, nint aSecond = 0)
+        where TV : unmanaged where TO : ISimd<TV> where TR : IRowCount where TA : IRowLayout
     {
         int w = TO.Count, rows = TR.Count;
+        nint r1 = TA.Spaced ? aRow : 1, r2 = 2 * r1, r3 = 3 * r1, r4 = 4 * r1, r5 = 5 * r1;
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
            c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
@@ -356,17 +379,17 @@ public static unsafe class Gemm
             var b0 = TO.Load(b);
             var b1 = TO.Load(b + w);
             var x = TO.Broadcast(a + 0); c00 = TO.MultiplyAdd(x, b0, c00); c01 = TO.MultiplyAdd(x, b1, c01);
-            if (rows > 1) { x = TO.Broadcast(a + 1); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11); }
-            if (rows > 2) { x = TO.Broadcast(a + 2); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21); }
-            if (rows > 3) { x = TO.Broadcast(a + 3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31); }
-            if (rows > 4) { x = TO.Broadcast(a + 4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41); }
-            if (rows > 5) { x = TO.Broadcast(a + 5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51); }
+            if (rows > 1) { x = TO.Broadcast(a + r1); c10 = TO.MultiplyAdd(x, b0, c10); c11 = TO.MultiplyAdd(x, b1, c11); }
+            if (rows > 2) { x = TO.Broadcast(a + r2); c20 = TO.MultiplyAdd(x, b0, c20); c21 = TO.MultiplyAdd(x, b1, c21); }
+            if (rows > 3) { x = TO.Broadcast(a + r3); c30 = TO.MultiplyAdd(x, b0, c30); c31 = TO.MultiplyAdd(x, b1, c31); }
+            if (rows > 4) { x = TO.Broadcast(a + r4); c40 = TO.MultiplyAdd(x, b0, c40); c41 = TO.MultiplyAdd(x, b1, c41); }
+            if (rows > 5) { x = TO.Broadcast(a + r5); c50 = TO.MultiplyAdd(x, b0, c50); c51 = TO.MultiplyAdd(x, b1, c51); }
             if (rows > 6) { x = TO.Broadcast(e + 0); c60 = TO.MultiplyAdd(x, b0, c60); c61 = TO.MultiplyAdd(x, b1, c61); }
-            if (rows > 7) { x = TO.Broadcast(e + 1); c70 = TO.MultiplyAdd(x, b0, c70); c71 = TO.MultiplyAdd(x, b1, c71); }
-            if (rows > 8) { x = TO.Broadcast(e + 2); c80 = TO.MultiplyAdd(x, b0, c80); c81 = TO.MultiplyAdd(x, b1, c81); }
-            if (rows > 9) { x = TO.Broadcast(e + 3); c90 = TO.MultiplyAdd(x, b0, c90); c91 = TO.MultiplyAdd(x, b1, c91); }
-            if (rows > 10) { x = TO.Broadcast(e + 4); cA0 = TO.MultiplyAdd(x, b0, cA0); cA1 = TO.MultiplyAdd(x, b1, cA1); }
-            if (rows > 11) { x = TO.Broadcast(e + 5); cB0 = TO.MultiplyAdd(x, b0, cB0); cB1 = TO.MultiplyAdd(x, b1, cB1); }
+            if (rows > 7) { x = TO.Broadcast(e + r1); c70 = TO.MultiplyAdd(x, b0, c70); c71 = TO.MultiplyAdd(x, b1, c71); }
+            if (rows > 8) { x = TO.Broadcast(e + r2); c80 = TO.MultiplyAdd(x, b0, c80); c81 = TO.MultiplyAdd(x, b1, c81); }
+            if (rows > 9) { x = TO.Broadcast(e + r3); c90 = TO.MultiplyAdd(x, b0, c90); c91 = TO.MultiplyAdd(x, b1, c91); }
+            if (rows > 10) { x = TO.Broadcast(e + r4); cA0 = TO.MultiplyAdd(x, b0, cA0); cA1 = TO.MultiplyAdd(x, b1, cA1); }
+            if (rows > 11) { x = TO.Broadcast(e + r5); cB0 = TO.MultiplyAdd(x, b0, cB0); cB1 = TO.MultiplyAdd(x, b1, cB1); }
             a += aStep; b += bStep;
             if (rows > 6) e += aStep;
         }
@@ -599,6 +622,16 @@ public sealed unsafe class PackedMatrix : IDisposable
         _buffer = [];
     }
 }
+
+/// <summary>Where a GEMM strip finds the rows of A (<c>Gemm.Strip</c>), a constant of each compiled copy.</summary>
+internal interface IRowLayout
+{
+    /// <summary>False: row r at a + r (a packed panel); true: row r at a + r·aRow (rows of A in place).</summary>
+    static abstract bool Spaced { get; }
+}
+
+internal readonly struct PackedRows : IRowLayout { public static bool Spaced => false; }
+internal readonly struct SpacedRows : IRowLayout { public static bool Spaced => true; }
 
 /// <summary>Rows of a GEMM strip (<c>Gemm.Strip</c>), a constant of each compiled copy.</summary>
 internal interface IRowCount
