@@ -172,16 +172,18 @@ public sealed class RecurrentNetwork : Module
         if (table is null) PermuteRows(x, _inputs[0].AsSpan(0, steps * batch * InputSize), InputSize, toSorted: true);
         else PermuteRows(tokens, _tokens.AsSpan(0, steps * batch), 1, toSorted: true);
         _fwd = new ForwardCall(h0.IsEmpty, c0.IsEmpty, table);
-        // Two directions in the caller's order merge straight into y; otherwise the top layer's output is permuted there.
-        bool mergeIntoY = Bidirectional && _inOrder;
+        // Rows in the caller's order: the top layer writes straight into y (one direction) or its two directions merge
+        // there; otherwise its output is permuted into y.
         for (int l = 0; l < LayerCount; l++)
         {
-            ForEachDirection(_forwardDirection[l]);
-            var merged = mergeIntoY && l + 1 == LayerCount ? y[..tbo] : _outputs[l].AsSpan(0, tbo);
+            bool intoY = _inOrder && l + 1 == LayerCount;
+            var merged = intoY ? y[..tbo] : _outputs[l].AsSpan(0, tbo);
+            if (Bidirectional) ForEachDirection(_forwardDirection[l]);
+            else ForwardDirection(l, 0, merged);
             if (Bidirectional) MergeForward(l, merged);
             if (l + 1 < LayerCount) _dropouts[l].Forward(_inputs[l + 1].AsSpan(0, tbo), merged, training);
         }
-        if (!mergeIntoY) PermuteRows<float>(_outputs[LayerCount - 1].AsSpan(0, tbo), y, O, toSorted: false);
+        if (!_inOrder) PermuteRows<float>(_outputs[LayerCount - 1].AsSpan(0, tbo), y, O, toSorted: false);
         if (!hT.IsEmpty) PermuteStates(_stateOut.AsSpan(0, sl), hT, toSorted: false);
         if (!cT.IsEmpty) PermuteStates(_stateOut2.AsSpan(0, sl), cT, toSorted: false);
     }
@@ -189,12 +191,13 @@ public sealed class RecurrentNetwork : Module
     readonly record struct ForwardCall(bool NoH0, bool NoC0, ProjectedEmbedding? Table);
     readonly record struct BackwardCall(bool NeedInput, bool NoDh, bool NoDc);
 
-    // Direction k of layer l over the sorted batch: input _inputs[l], output _dirOut[l·D + k] (or the layer's
-    // output _outputs[l] for one direction), final states into _stateOut.
-    void ForwardDirection(int l, int k)
+    // Direction k of layer l over the sorted batch: input _inputs[l], output _dirOut[l·D + k] (for one direction the
+    // layer's output _outputs[l], or the caller's y for the top layer over rows in order), final states into _stateOut.
+    void ForwardDirection(int l, int k) => ForwardDirection(l, k, (Directions == 2 ? _dirOut[l * 2 + k] : _outputs[l]).AsSpan(0, _t * _b * HiddenSize));
+
+    void ForwardDirection(int l, int k, Span<float> output)
     {
         int d = Directions, s = l * d + k, steps = _t, batch = _b, bh = batch * HiddenSize;
-        var output = (d == 2 ? _dirOut[s] : _outputs[l]).AsSpan(0, steps * bh);
         int inSize = l == 0 ? InputSize : OutputSize;
         var hOut = _stateOut.AsSpan(s * bh, bh);
         var cOut = _layers[s].Cell.HasCellState ? _stateOut2.AsSpan(s * bh, bh) : default;
