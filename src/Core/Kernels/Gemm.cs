@@ -201,6 +201,7 @@ public static unsafe class Gemm
     // Rows [m0, m1) of C, column panels [j0, j1) of packed B. A block of at most MC rows of a plain A is read in place:
     // with so few rows (a recurrent step's batch), packing them cost as much as 8 % of the product, on every thread
     // that shares its columns, while the tiles read A's rows from the cache just as well.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Compute<TV, TO>(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
         float* a, int lda, PackedMatrix b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
     {
