@@ -16,13 +16,22 @@ public sealed class WorkspaceTests
     public void ATrainingStepAllocatesNothingOnceReserved(PoolingKind pooling)
     {
         var (step, batches) = Steps(pooling);
-        using (Gemm.LimitThreads(1)) // on one thread every allocation shows on this thread's counter
+        // On one thread every allocation of a step shows on this thread's counter. Beside the other test classes, this
+        // thread's counter has also moved now and then outside the step (1,544 bytes in one pass, in about one full
+        // suite run of ten; never in 10,000 passes of the same steps alone). A step's own allocation would show in
+        // every pass, so the least of five passes must be 0.
+        var passes = new long[5];
+        using (Gemm.LimitThreads(1))
         {
             foreach (var batch in batches) step(batch); // warm-up: packed-weight spares, JIT
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            foreach (var batch in batches) step(batch);
-            Assert.AreEqual(0, GC.GetAllocatedBytesForCurrentThread() - before, "bytes allocated by three steps in steady state");
+            for (int r = 0; r < passes.Length; r++)
+            {
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                foreach (var batch in batches) step(batch);
+                passes[r] = GC.GetAllocatedBytesForCurrentThread() - before;
+            }
         }
+        Assert.AreEqual(0, passes.Min(), $"bytes allocated by three steps in steady state, per pass: {string.Join(", ", passes)}");
     }
 
     // On two threads the work runs on the worker pool too, so the count that matters is the process's. The test
