@@ -172,6 +172,44 @@ public sealed class GemmTests
                 }
     }
 
+    // With beta = 0 the first depth block's tiles write C (plus the row, when one is given) instead of adding onto it:
+    // C is never read, so NaN there is ignored, and the result is bit for bit a product added onto C set to the row
+    // (or to zeros) beforehand. Rows around the tile heights (read in place and packed), columns around the strips,
+    // depths of one and two KC blocks, at every width.
+    [TestMethod]
+    [DynamicData(nameof(Widths.All), typeof(Widths))]
+    public void BetaZeroWritesTheFirstBlockOverC(int bits)
+    {
+        foreach (int m in (int[])[2, 7, 12, 32, 97])
+            foreach (int n in (int[])[5, 33, 65])
+                foreach (int k in (int[])[17, 300])
+                    foreach (bool withRow in (bool[])[false, true])
+                        foreach (float alpha in (float[])[1f, 0.75f])
+                        {
+                            var rng = new Random(bits + 10_000 * m + 100 * n + k);
+                            int ldc = n + 1;
+                            var a = GradientCheck.Random(m * k, rng); var b = GradientCheck.Random(k * n, rng);
+                            var row = withRow ? GradientCheck.Random(n, rng) : [];
+                            var c = new float[m * ldc];
+                            Array.Fill(c, float.NaN);
+                            var added = new float[m * ldc];
+                            for (int i = 0; i < m; i++) if (withRow) row.CopyTo(added, i * ldc);
+                            var expected = (float[])added.Clone();
+                            GemmReference.Multiply(false, false, m, n, k, alpha, a, k, b, n, 1f, expected, ldc);
+                            using var packed = new PackedMatrix(k, n);
+                            packed.Pack(false, b, n);
+                            Widths.Run(new Gemm.Product(false, m, alpha, a, k, packed, 0f, c, ldc, row), bits);
+                            Widths.Run(new Gemm.Product(false, m, alpha, a, k, packed, 1f, added, ldc), bits);
+                            string at = $"{bits}-bit {m}x{n}x{k} alpha {alpha} row {withRow}";
+                            for (int i = 0; i < m; i++)
+                                for (int j = n; j < ldc; j++) Assert.IsTrue(float.IsNaN(c[i * ldc + j]), $"{at}: the padding of C was written");
+                            for (int i = 0; i < m; i++)
+                                for (int j = n; j < ldc; j++) c[i * ldc + j] = expected[i * ldc + j] = added[i * ldc + j] = 0f;
+                            GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), at);
+                            CollectionAssert.AreEqual(added, c, $"{at}: written vs added onto the row");
+                        }
+    }
+
     // Large enough to pack B on every core and to split the multiply over threads, at the width the process uses;
     // one thread gives the same bits.
     [TestMethod]

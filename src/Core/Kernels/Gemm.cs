@@ -103,23 +103,18 @@ public static unsafe class Gemm
         PackedMatrix b, float beta, Span<float> c, int ldc)
         => Lanes.Run(new Product(transA, m, alpha, a, lda, b, beta, c, ldc));
 
-    /// <summary>
-    /// C = A · B + row for the m rows of C (a layer's bias on every row): the row is written into C first and the
-    /// product added onto it, one pass over C instead of a cleared C, the product and an add per row.
-    /// </summary>
+    /// <summary>C = A · B + row for the m rows of C (a layer's bias on every row).</summary>
     internal static void MultiplyAddRow(int m, ReadOnlySpan<float> a, int lda, PackedMatrix b, ReadOnlySpan<float> row, Span<float> c, int ldc)
-    {
-        int n = b.Columns;
-        CheckOperand(false, m, n, c.Length, ldc, "C");
-        for (int r = 0; r < m; r++) row[..n].CopyTo(c.Slice(r * ldc, n));
-        Multiply(false, m, 1f, a, lda, b, 1f, c, ldc);
-    }
+        => Lanes.Run(new Product(false, m, 1f, a, lda, b, 0f, c, ldc, row));
 
-    /// <summary>One multiply by a packed B, runnable at any width (<see cref="Lanes.Run{TKernel}"/> picks the widest; tests pick each).</summary>
+    /// <summary>
+    /// One multiply by a packed B, runnable at any width (<see cref="Lanes.Run{TKernel}"/> picks the widest; tests
+    /// pick each): C = alpha · op(A) · B + beta · C, plus <paramref name="row"/> on every row of C when it is not empty.
+    /// </summary>
     internal readonly ref struct Product(bool transA, int m, float alpha, ReadOnlySpan<float> a, int lda,
-        PackedMatrix b, float beta, Span<float> c, int ldc) : IVecKernel
+        PackedMatrix b, float beta, Span<float> c, int ldc, ReadOnlySpan<float> row = default) : IVecKernel
     {
-        readonly ReadOnlySpan<float> _a = a;
+        readonly ReadOnlySpan<float> _a = a, _row = row;
         readonly Span<float> _c = c;
 
         public void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
@@ -127,19 +122,53 @@ public static unsafe class Gemm
             int n = b.Columns, k = b.Rows;
             CheckOperand(transA, m, k, _a.Length, lda, "A");
             CheckOperand(false, m, n, _c.Length, ldc, "C");
+            if (!_row.IsEmpty && _row.Length < n) throw new ArgumentException($"The row has {_row.Length} values; C has {n} columns.", nameof(row));
             if (m == 0 || n == 0) return;
             fixed (float* pa = _a)
             fixed (float* pc = _c)
+            fixed (float* pr = _row)
             {
-                ScaleC(m, n, beta, pc, ldc);
+                // With beta = 0 the tiles write C (and the row) with the product's first depth block instead of adding
+                // onto it: no pass to clear C or to copy the row in first, and C is never read (NaN there is ignored, as
+                // BLAS does). A single row, no product, or another beta scale C and add the row up front.
+                bool overwrite = beta == 0f && m > 1 && k > 0 && alpha != 0f;
+                if (!overwrite)
+                {
+                    ScaleC(m, n, beta, pc, ldc);
+                    if (pr != null)
+                        for (int i = 0; i < m; i++)
+                            System.Numerics.Tensors.TensorPrimitives.Add(new Span<float>(pc + (long)i * ldc, n), _row[..n], new Span<float>(pc + (long)i * ldc, n));
+                }
                 if (k == 0 || alpha == 0f) return;
-                Multiply<TV, TO>(transA, m, alpha, pa, lda, b, pc, ldc);
+                Multiply<TV, TO>(transA, m, alpha, pa, lda, b, pc, ldc, overwrite ? new FirstBlock(pr) : default);
             }
         }
     }
 
-    // C += alpha · op(A) · B, C already scaled by beta.
-    static void Multiply<TV, TO>(bool transA, int m, float alpha, float* pa, int lda, PackedMatrix b, float* pc, int ldc)
+    // How the first depth block's tiles meet C: added onto it (Overwrite false), or written as the tile plus Row
+    // (the row of C's columns; null: a row of zeros).
+    readonly struct FirstBlock(float* row)
+    {
+        public bool Overwrite { get; } = true;
+        public float* Row { get; } = row;
+
+        // The values a tile at columns jc..jc+NR adds its sums to: null to add onto C.
+        public float* At(int jc) => !Overwrite ? null : Row != null ? Row + jc : Zeros;
+    }
+
+    // NR zeros, the row a plain beta = 0 product's first block adds its sums to (the array is kept: its address is used).
+    static readonly float[] s_zeros = ZeroRow();
+    static float* Zeros => Pinned.Address(s_zeros);
+
+    static float[] ZeroRow()
+    {
+        var zeros = Pinned.Allocate(NR);
+        Array.Clear(zeros); // allocated uninitialised
+        return zeros;
+    }
+
+    // C += alpha · op(A) · B, C already scaled by beta (or, for the first depth block, written: see FirstBlock).
+    static void Multiply<TV, TO>(bool transA, int m, float alpha, float* pa, int lda, PackedMatrix b, float* pc, int ldc, FirstBlock first)
         where TV : unmanaged where TO : ISimd<TV>
     {
         int n = b.Columns, k = b.Rows, panels = b.Panels;
@@ -150,11 +179,11 @@ public static unsafe class Gemm
         }
         long work = (long)m * n * k;
         int parts = work < ParallelThreshold ? 1 : Threads;
-        if (parts == 1) Compute<TV, TO>(transA, alpha, 0, m, 0, panels, k, pa, lda, b, pc, ldc);
-        else MultiplyInParallel<TV, TO>(parts, transA, m, alpha, pa, lda, b, pc, ldc);
+        if (parts == 1) Compute<TV, TO>(transA, alpha, 0, m, 0, panels, k, pa, lda, b, pc, ldc, first);
+        else MultiplyInParallel<TV, TO>(parts, transA, m, alpha, pa, lda, b, pc, ldc, first);
     }
 
-    static void MultiplyInParallel<TV, TO>(int parts, bool transA, int m, float alpha, float* pa, int lda, PackedMatrix b, float* pc, int ldc)
+    static void MultiplyInParallel<TV, TO>(int parts, bool transA, int m, float alpha, float* pa, int lda, PackedMatrix b, float* pc, int ldc, FirstBlock first)
         where TV : unmanaged where TO : ISimd<TV>
     {
         // Tall problems split by rows, so each thread packs only its own rows of A; short ones (a recurrent
@@ -162,18 +191,18 @@ public static unsafe class Gemm
         bool byPanels = m < 2 * parts * MC && b.Panels >= parts;
         int units = byPanels ? b.Panels : (m + MR - 1) / MR;
         parts = Math.Min(parts, units);
-        WorkerPool.Run(parts, new ProductPart<TV, TO>(transA, m, alpha, pa, lda, b, pc, ldc, byPanels, units, parts));
+        WorkerPool.Run(parts, new ProductPart<TV, TO>(transA, m, alpha, pa, lda, b, pc, ldc, first, byPanels, units, parts));
     }
 
     // Part p of a split multiply: units (row blocks of MR, or column panels) [units·p/parts, units·(p+1)/parts).
     readonly struct ProductPart<TV, TO>(bool transA, int m, float alpha, float* a, int lda, PackedMatrix b, float* c, int ldc,
-        bool byPanels, int units, int parts) : IPoolWork where TV : unmanaged where TO : ISimd<TV>
+        FirstBlock first, bool byPanels, int units, int parts) : IPoolWork where TV : unmanaged where TO : ISimd<TV>
     {
         public void Run(int part)
         {
             int u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
-            if (byPanels) Compute<TV, TO>(transA, alpha, 0, m, u0, u1, b.Rows, a, lda, b, c, ldc);
-            else Compute<TV, TO>(transA, alpha, u0 * MR, Math.Min(m, u1 * MR), 0, b.Panels, b.Rows, a, lda, b, c, ldc);
+            if (byPanels) Compute<TV, TO>(transA, alpha, 0, m, u0, u1, b.Rows, a, lda, b, c, ldc, first);
+            else Compute<TV, TO>(transA, alpha, u0 * MR, Math.Min(m, u1 * MR), 0, b.Panels, b.Rows, a, lda, b, c, ldc, first);
         }
     }
 
@@ -203,15 +232,15 @@ public static unsafe class Gemm
     // that shares its columns, while the tiles read A's rows from the cache just as well.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Compute<TV, TO>(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
-        float* a, int lda, PackedMatrix b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV>
+        float* a, int lda, PackedMatrix b, float* c, int ldc, FirstBlock first) where TV : unmanaged where TO : ISimd<TV>
     {
-        if (!transA && alpha == 1f && m1 - m0 <= MC) Compute<TV, TO, SpacedRows>(false, 1f, m0, m1, j0, j1, k, a, lda, b, c, ldc);
-        else Compute<TV, TO, PackedRows>(transA, alpha, m0, m1, j0, j1, k, a, lda, b, c, ldc);
+        if (!transA && alpha == 1f && m1 - m0 <= MC) Compute<TV, TO, SpacedRows>(false, 1f, m0, m1, j0, j1, k, a, lda, b, c, ldc, first);
+        else Compute<TV, TO, PackedRows>(transA, alpha, m0, m1, j0, j1, k, a, lda, b, c, ldc, first);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip the tiered JIT's slow tiers
     static void Compute<TV, TO, TA>(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
-        float* a, int lda, PackedMatrix b, float* c, int ldc) where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
+        float* a, int lda, PackedMatrix b, float* c, int ldc, FirstBlock first) where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
     {
         float* packA = TA.Spaced ? null : ThreadBuffers.A;
         float* tile = stackalloc float[MR * NR];
@@ -231,13 +260,14 @@ public static unsafe class Gemm
                 {
                     float* pb = b.Panel(pc, kc, jp);
                     int jc = jp * NR, nr = Math.Min(NR, b.Columns - jc);
+                    float* set = pc == 0 ? first.At(jc) : null;
                     for (int ir = 0; ir < mc; ir += tileRows)
                     {
                         int mr = Math.Min(tileRows, mc - ir);
                         float* cij = c + (long)(ic + ir) * ldc + jc, air = block + ir * rowStep;
                         if (mr == tileRows && nr == NR)
-                            Kernel<TV, TO, TA>(kc, air, aStep, aRow, MR * rowStep, pb, cij, ldc);
-                        else EdgeTile<TV, TO, TA>(kc, air, aStep, aRow, MR * rowStep, pb, cij, ldc, mr, nr, tile);
+                            Kernel<TV, TO, TA>(kc, air, aStep, aRow, MR * rowStep, pb, cij, ldc, set);
+                        else EdgeTile<TV, TO, TA>(kc, air, aStep, aRow, MR * rowStep, pb, cij, ldc, mr, nr, tile, set);
                     }
                 }
             }
@@ -300,43 +330,44 @@ public static unsafe class Gemm
     // and the rest of the tile is computed into a scratch tile on the zero-padded panels of B, of which only the
     // valid part is added (a 16-filter convolution's C is 16 wide, half a panel, on every tile).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void EdgeTile<TV, TO, TA>(int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc, int mr, int nr, float* tile)
+    static void EdgeTile<TV, TO, TA>(int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc, int mr, int nr, float* tile, float* set)
         where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
     {
         int strip = 2 * TO.Count, whole = nr / strip * strip;
-        for (int q = 0; q < whole; q += strip) Strip<TV, TO, TA>(mr, kc, a, aStep, aRow, aSecond, b + q, c + q, ldc);
+        for (int q = 0; q < whole; q += strip) Strip<TV, TO, TA>(mr, kc, a, aStep, aRow, aSecond, b + q, c + q, ldc, set == null ? null : set + q);
         if (whole == nr) return;
         if (mr > MR)
         {
             // The columns past the whole strips, six rows at a time through the scratch tile below.
-            EdgeTile<TV, TO, TA>(kc, a, aStep, aRow, aSecond, b + whole, c + whole, ldc, MR, nr - whole, tile);
-            EdgeTile<TV, TO, TA>(kc, a + aSecond, aStep, aRow, aSecond, b + whole, c + (long)MR * ldc + whole, ldc, mr - MR, nr - whole, tile);
+            float* rest = set == null ? null : set + whole;
+            EdgeTile<TV, TO, TA>(kc, a, aStep, aRow, aSecond, b + whole, c + whole, ldc, MR, nr - whole, tile, rest);
+            EdgeTile<TV, TO, TA>(kc, a + aSecond, aStep, aRow, aSecond, b + whole, c + (long)MR * ldc + whole, ldc, mr - MR, nr - whole, tile, rest);
             return;
         }
         new Span<float>(tile, MR * NR).Clear();
-        for (int q = whole; q < NR; q += strip) Strip<TV, TO, TA>(mr, kc, a, aStep, aRow, aSecond, b + q, tile + q, NR);
+        for (int q = whole; q < NR; q += strip) Strip<TV, TO, TA>(mr, kc, a, aStep, aRow, aSecond, b + q, tile + q, NR, null);
         for (int i = 0; i < mr; i++)
-            for (int j = whole; j < nr; j++) c[(long)i * ldc + j] += tile[i * NR + j];
+            for (int j = whole; j < nr; j++) c[(long)i * ldc + j] = (set == null ? c[(long)i * ldc + j] : set[j]) + tile[i * NR + j];
     }
 
     // A strip of mr ≤ 12 rows (see the strip below), compiled for each row count.
-    static void Strip<TV, TO, TA>(int mr, int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc)
+    static void Strip<TV, TO, TA>(int mr, int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc, float* set)
         where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
     {
         switch (mr)
         {
-            case 1: Strip<TV, TO, Rows1, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
-            case 2: Strip<TV, TO, Rows2, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
-            case 3: Strip<TV, TO, Rows3, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
-            case 4: Strip<TV, TO, Rows4, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
-            case 5: Strip<TV, TO, Rows5, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
-            case 6: Strip<TV, TO, Rows6, TA>(kc, a, aStep, aRow, b, NR, c, ldc); break;
-            case 7: Strip<TV, TO, Rows7, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
-            case 8: Strip<TV, TO, Rows8, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
-            case 9: Strip<TV, TO, Rows9, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
-            case 10: Strip<TV, TO, Rows10, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
-            case 11: Strip<TV, TO, Rows11, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
-            default: Strip<TV, TO, Rows12, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); break;
+            case 1: Strip<TV, TO, Rows1, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
+            case 2: Strip<TV, TO, Rows2, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
+            case 3: Strip<TV, TO, Rows3, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
+            case 4: Strip<TV, TO, Rows4, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
+            case 5: Strip<TV, TO, Rows5, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
+            case 6: Strip<TV, TO, Rows6, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
+            case 7: Strip<TV, TO, Rows7, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
+            case 8: Strip<TV, TO, Rows8, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
+            case 9: Strip<TV, TO, Rows9, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
+            case 10: Strip<TV, TO, Rows10, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
+            case 11: Strip<TV, TO, Rows11, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
+            default: Strip<TV, TO, Rows12, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
         }
     }
 
@@ -346,11 +377,11 @@ public static unsafe class Gemm
     /// keeps its 12 accumulators in registers (16 on x64 without AVX-512, 32 with it or on Arm64).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Kernel<TV, TO, TA>(int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc)
+    static void Kernel<TV, TO, TA>(int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc, float* set)
         where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
     {
-        if (TileRows<TV, TO>() == 2 * MR) Strip<TV, TO, Rows12, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond); // one 512-bit strip spans NR
-        else for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO, Rows6, TA>(kc, a, aStep, aRow, b + q, NR, c + q, ldc);
+        if (TileRows<TV, TO>() == 2 * MR) Strip<TV, TO, Rows12, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); // one 512-bit strip spans NR
+        else for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO, Rows6, TA>(kc, a, aStep, aRow, b + q, NR, c + q, ldc, 0, set == null ? null : set + q);
     }
 
     // Rows of a full tile: 12 (two packed panels of A, 24 accumulators) where AVX-512 gives 32 vector registers, which
@@ -365,7 +396,7 @@ public static unsafe class Gemm
     // values and its dy row straight from the images (PatchGradient). TR.Count is a constant in each compiled copy, so
     // the rows past it and their accumulators are compiled away, and so is aRow in the packed copies.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Strip<TV, TO, TR, TA>(int kc, float* a, nint aStep, nint aRow, float* b, nint bStep, float* c, int ldc, nint aSecond = 0)
+    internal static void Strip<TV, TO, TR, TA>(int kc, float* a, nint aStep, nint aRow, float* b, nint bStep, float* c, int ldc, nint aSecond = 0, float* set = null)
         where TV : unmanaged where TO : ISimd<TV> where TR : IRowCount where TA : IRowLayout
     {
         int w = TO.Count, rows = TR.Count;
@@ -394,6 +425,25 @@ public static unsafe class Gemm
             a += aStep; b += bStep;
             if (rows > 6) e += aStep;
         }
+        if (set != null)
+        {
+            // The first depth block of a beta = 0 product: C = set + sums, C unread.
+            var s0 = TO.Load(set);
+            var s1 = TO.Load(set + w);
+            SetRow<TV, TO>(c, s0, s1, c00, c01);
+            if (rows > 1) SetRow<TV, TO>(c + ldc, s0, s1, c10, c11);
+            if (rows > 2) SetRow<TV, TO>(c + 2L * ldc, s0, s1, c20, c21);
+            if (rows > 3) SetRow<TV, TO>(c + 3L * ldc, s0, s1, c30, c31);
+            if (rows > 4) SetRow<TV, TO>(c + 4L * ldc, s0, s1, c40, c41);
+            if (rows > 5) SetRow<TV, TO>(c + 5L * ldc, s0, s1, c50, c51);
+            if (rows > 6) SetRow<TV, TO>(c + 6L * ldc, s0, s1, c60, c61);
+            if (rows > 7) SetRow<TV, TO>(c + 7L * ldc, s0, s1, c70, c71);
+            if (rows > 8) SetRow<TV, TO>(c + 8L * ldc, s0, s1, c80, c81);
+            if (rows > 9) SetRow<TV, TO>(c + 9L * ldc, s0, s1, c90, c91);
+            if (rows > 10) SetRow<TV, TO>(c + 10L * ldc, s0, s1, cA0, cA1);
+            if (rows > 11) SetRow<TV, TO>(c + 11L * ldc, s0, s1, cB0, cB1);
+            return;
+        }
         AddRow<TV, TO>(c, c00, c01);
         if (rows > 1) AddRow<TV, TO>(c + ldc, c10, c11);
         if (rows > 2) AddRow<TV, TO>(c + 2L * ldc, c20, c21);
@@ -406,6 +456,13 @@ public static unsafe class Gemm
         if (rows > 9) AddRow<TV, TO>(c + 9L * ldc, c90, c91);
         if (rows > 10) AddRow<TV, TO>(c + 10L * ldc, cA0, cA1);
         if (rows > 11) AddRow<TV, TO>(c + 11L * ldc, cB0, cB1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void SetRow<TV, TO>(float* c, TV setLo, TV setHi, TV lo, TV hi) where TV : unmanaged where TO : ISimd<TV>
+    {
+        TO.Store(c, TO.Add(setLo, lo));
+        TO.Store(c + TO.Count, TO.Add(setHi, hi));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
