@@ -14,10 +14,20 @@ internal static unsafe class Pinned
 
     public static float[] Allocate(int length) => GC.AllocateUninitializedArray<float>(length + Slack, pinned: true);
 
+    /// <summary>As <see cref="Allocate"/>, with every value zero.</summary>
+    public static float[] AllocateZeroed(int length) => GC.AllocateArray<float>(length + Slack, pinned: true);
+
+    /// <summary>The first <paramref name="length"/> usable floats, from the 64-byte-aligned address on (arrays from <see cref="Allocate"/> or <see cref="AllocateZeroed"/>).</summary>
+    public static Span<float> Span(float[] array, int length)
+    {
+        nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+        return array.AsSpan((int)((((start + 63) & ~(nint)63) - start) / sizeof(float)), length);
+    }
+
     /// <summary>Usable floats from <see cref="Address"/> on; 0 for arrays not from <see cref="Allocate"/> (e.g. empty).</summary>
     public static int Capacity(float[] array) => Math.Max(0, array.Length - Slack);
 
-    /// <summary>64-byte-aligned address of the usable part; valid only for arrays from <see cref="Allocate"/>.</summary>
+    /// <summary>64-byte-aligned address of the usable part; valid only for arrays from <see cref="Allocate"/> or <see cref="AllocateZeroed"/>.</summary>
     public static float* Address(float[] array)
     {
         nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
