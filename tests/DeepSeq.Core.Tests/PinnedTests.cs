@@ -16,7 +16,7 @@ public sealed class PinnedTests
             var span = Pinned.Span(array, length);
             Assert.AreEqual(length, span.Length);
             fixed (float* p = span) Assert.AreEqual(0L, (long)p % 64, $"length {length}");
-            Assert.IsTrue(span.IndexOfAnyExcept(0f) < 0, $"length {length}: not all zero");
+            Assert.AreEqual(-1, span.IndexOfAnyExcept(0f), $"length {length}: not all zero");
             Assert.IsTrue(Pinned.Address(array) == (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref span[0]));
         }
     }
