@@ -157,15 +157,8 @@ public static unsafe class Gemm
     }
 
     // NR zeros, the row a plain beta = 0 product's first block adds its sums to (the array is kept: its address is used).
-    static readonly float[] s_zeros = ZeroRow();
+    static readonly float[] s_zeros = Pinned.AllocateZeroed(NR);
     static float* Zeros => Pinned.Address(s_zeros);
-
-    static float[] ZeroRow()
-    {
-        var zeros = Pinned.Allocate(NR);
-        Array.Clear(zeros); // allocated uninitialised
-        return zeros;
-    }
 
     // C += alpha · op(A) · B, C already scaled by beta (or, for the first depth block, written: see FirstBlock).
     static void Multiply<TV, TO>(bool transA, int m, float alpha, float* pa, int lda, PackedMatrix b, float* pc, int ldc, FirstBlock first)

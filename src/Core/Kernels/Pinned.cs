@@ -18,11 +18,8 @@ internal static unsafe class Pinned
     public static float[] AllocateZeroed(int length) => GC.AllocateArray<float>(length + Slack, pinned: true);
 
     /// <summary>The first <paramref name="length"/> usable floats, from the 64-byte-aligned address on (arrays from <see cref="Allocate"/> or <see cref="AllocateZeroed"/>).</summary>
-    public static Span<float> Span(float[] array, int length)
-    {
-        nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
-        return array.AsSpan((int)((((start + 63) & ~(nint)63) - start) / sizeof(float)), length);
-    }
+    public static Span<float> Span(float[] array, int length) =>
+        array.AsSpan((int)(Address(array) - (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array))), length);
 
     /// <summary>Usable floats from <see cref="Address"/> on; 0 for arrays not from <see cref="Allocate"/> (e.g. empty).</summary>
     public static int Capacity(float[] array) => Math.Max(0, array.Length - Slack);
