@@ -418,51 +418,30 @@ public static unsafe class Gemm
             a += aStep; b += bStep;
             if (rows > 6) e += aStep;
         }
-        if (set != null)
-        {
-            // The first depth block of a beta = 0 product: C = set + sums, C unread.
-            var s0 = TO.Load(set);
-            var s1 = TO.Load(set + w);
-            SetRow<TV, TO>(c, s0, s1, c00, c01);
-            if (rows > 1) SetRow<TV, TO>(c + ldc, s0, s1, c10, c11);
-            if (rows > 2) SetRow<TV, TO>(c + 2L * ldc, s0, s1, c20, c21);
-            if (rows > 3) SetRow<TV, TO>(c + 3L * ldc, s0, s1, c30, c31);
-            if (rows > 4) SetRow<TV, TO>(c + 4L * ldc, s0, s1, c40, c41);
-            if (rows > 5) SetRow<TV, TO>(c + 5L * ldc, s0, s1, c50, c51);
-            if (rows > 6) SetRow<TV, TO>(c + 6L * ldc, s0, s1, c60, c61);
-            if (rows > 7) SetRow<TV, TO>(c + 7L * ldc, s0, s1, c70, c71);
-            if (rows > 8) SetRow<TV, TO>(c + 8L * ldc, s0, s1, c80, c81);
-            if (rows > 9) SetRow<TV, TO>(c + 9L * ldc, s0, s1, c90, c91);
-            if (rows > 10) SetRow<TV, TO>(c + 10L * ldc, s0, s1, cA0, cA1);
-            if (rows > 11) SetRow<TV, TO>(c + 11L * ldc, s0, s1, cB0, cB1);
-            return;
-        }
-        AddRow<TV, TO>(c, c00, c01);
-        if (rows > 1) AddRow<TV, TO>(c + ldc, c10, c11);
-        if (rows > 2) AddRow<TV, TO>(c + 2L * ldc, c20, c21);
-        if (rows > 3) AddRow<TV, TO>(c + 3L * ldc, c30, c31);
-        if (rows > 4) AddRow<TV, TO>(c + 4L * ldc, c40, c41);
-        if (rows > 5) AddRow<TV, TO>(c + 5L * ldc, c50, c51);
-        if (rows > 6) AddRow<TV, TO>(c + 6L * ldc, c60, c61);
-        if (rows > 7) AddRow<TV, TO>(c + 7L * ldc, c70, c71);
-        if (rows > 8) AddRow<TV, TO>(c + 8L * ldc, c80, c81);
-        if (rows > 9) AddRow<TV, TO>(c + 9L * ldc, c90, c91);
-        if (rows > 10) AddRow<TV, TO>(c + 10L * ldc, cA0, cA1);
-        if (rows > 11) AddRow<TV, TO>(c + 11L * ldc, cB0, cB1);
+        // Row r of C gets its sums added to from_r: C's own row, or for the first depth block of a beta = 0 product the
+        // set row (the same for every row; C is then not read).
+        float* from = set == null ? c : set;
+        nint fromStep = set == null ? ldc : 0;
+        AddRow<TV, TO>(c, from, c00, c01);
+        if (rows > 1) AddRow<TV, TO>(c + ldc, from + fromStep, c10, c11);
+        if (rows > 2) AddRow<TV, TO>(c + 2L * ldc, from + 2 * fromStep, c20, c21);
+        if (rows > 3) AddRow<TV, TO>(c + 3L * ldc, from + 3 * fromStep, c30, c31);
+        if (rows > 4) AddRow<TV, TO>(c + 4L * ldc, from + 4 * fromStep, c40, c41);
+        if (rows > 5) AddRow<TV, TO>(c + 5L * ldc, from + 5 * fromStep, c50, c51);
+        if (rows > 6) AddRow<TV, TO>(c + 6L * ldc, from + 6 * fromStep, c60, c61);
+        if (rows > 7) AddRow<TV, TO>(c + 7L * ldc, from + 7 * fromStep, c70, c71);
+        if (rows > 8) AddRow<TV, TO>(c + 8L * ldc, from + 8 * fromStep, c80, c81);
+        if (rows > 9) AddRow<TV, TO>(c + 9L * ldc, from + 9 * fromStep, c90, c91);
+        if (rows > 10) AddRow<TV, TO>(c + 10L * ldc, from + 10 * fromStep, cA0, cA1);
+        if (rows > 11) AddRow<TV, TO>(c + 11L * ldc, from + 11 * fromStep, cB0, cB1);
     }
 
+    // c[0..2W) = from[0..2W) + (lo, hi); from is c itself when the sums accumulate.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void SetRow<TV, TO>(float* c, TV setLo, TV setHi, TV lo, TV hi) where TV : unmanaged where TO : ISimd<TV>
+    static void AddRow<TV, TO>(float* c, float* from, TV lo, TV hi) where TV : unmanaged where TO : ISimd<TV>
     {
-        TO.Store(c, TO.Add(setLo, lo));
-        TO.Store(c + TO.Count, TO.Add(setHi, hi));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void AddRow<TV, TO>(float* c, TV lo, TV hi) where TV : unmanaged where TO : ISimd<TV>
-    {
-        TO.Store(c, TO.Add(TO.Load(c), lo));
-        TO.Store(c + TO.Count, TO.Add(TO.Load(c + TO.Count), hi));
+        TO.Store(c, TO.Add(TO.Load(from), lo));
+        TO.Store(c + TO.Count, TO.Add(TO.Load(from + TO.Count), hi));
     }
 
     // c[0..n) += alpha · a · B for one row a (elements a[p·stride]), 8W columns at a time, each KC block's sums
