@@ -64,9 +64,8 @@ public sealed class RecurrentCellSteps
         if (!c0.IsEmpty && c0.Length != bh) throw new ArgumentException($"c0 has {c0.Length} values, expected B·H = {bh}.", nameof(c0));
         Reserve(1, batch);
         _batch = batch; _steps = 0;
-        var h = _hs.AsSpan(0, bh);
-        if (h0.IsEmpty) h.Clear(); else h0.CopyTo(h);
-        if (Cell.HasCellState) { var c = _cs.AsSpan(0, bh); if (c0.IsEmpty) c.Clear(); else c0.CopyTo(c); }
+        RecurrentLayer.Initial(_hs.AsSpan(0, bh), h0);
+        if (Cell.HasCellState) RecurrentLayer.Initial(_cs.AsSpan(0, bh), c0);
         Cell.InputT.PackIfChanged(true, Cell.WeightIh.Value.Data, Cell.InputSize, Cell.WeightIh.Version);
         Cell.PackForForward();
         var bias = _bias.AsSpan(0, GH);

@@ -206,7 +206,7 @@ public sealed class RecurrentLayer
     int Token(ReadOnlySpan<int> tokens, int t, int b) => tokens[(Reverse ? _lengths[b] - 1 - t : t) * _b + b];
 
     // The state before the first step: the given one, or zeros.
-    static void Initial(Span<float> first, ReadOnlySpan<float> given)
+    internal static void Initial(Span<float> first, ReadOnlySpan<float> given)
     {
         if (given.IsEmpty) first.Clear();
         else given.CopyTo(first);

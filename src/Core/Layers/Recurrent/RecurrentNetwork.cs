@@ -178,9 +178,12 @@ public sealed class RecurrentNetwork : Module
         {
             bool intoY = _inOrder && l + 1 == LayerCount;
             var merged = intoY ? y[..tbo] : _outputs[l].AsSpan(0, tbo);
-            if (Bidirectional) ForEachDirection(_forwardDirection[l]);
+            if (Bidirectional)
+            {
+                ForEachDirection(_forwardDirection[l]);
+                MergeForward(l, merged);
+            }
             else ForwardDirection(l, 0, merged);
-            if (Bidirectional) MergeForward(l, merged);
             if (l + 1 < LayerCount) _dropouts[l].Forward(_inputs[l + 1].AsSpan(0, tbo), merged, training);
         }
         if (!_inOrder) PermuteRows<float>(_outputs[LayerCount - 1].AsSpan(0, tbo), y, O, toSorted: false);
@@ -191,9 +194,10 @@ public sealed class RecurrentNetwork : Module
     readonly record struct ForwardCall(bool NoH0, bool NoC0, ProjectedEmbedding? Table);
     readonly record struct BackwardCall(bool NeedInput, bool NoDh, bool NoDc);
 
-    // Direction k of layer l over the sorted batch: input _inputs[l], output _dirOut[l·D + k] (for one direction the
-    // layer's output _outputs[l], or the caller's y for the top layer over rows in order), final states into _stateOut.
-    void ForwardDirection(int l, int k) => ForwardDirection(l, k, (Directions == 2 ? _dirOut[l * 2 + k] : _outputs[l]).AsSpan(0, _t * _b * HiddenSize));
+    // Direction k of layer l over the sorted batch: input _inputs[l], output _dirOut[l·2 + k] for two directions (one
+    // direction writes the layer's output, or the caller's y for the top layer over rows in order), final states into
+    // _stateOut.
+    void ForwardDirection(int l, int k) => ForwardDirection(l, k, _dirOut[l * 2 + k].AsSpan(0, _t * _b * HiddenSize));
 
     void ForwardDirection(int l, int k, Span<float> output)
     {
