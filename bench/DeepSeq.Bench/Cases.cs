@@ -61,6 +61,7 @@ static class Cases
         yield return new(ImdbCases.TrainStepName, ImdbCases.TrainStep);
         yield return new(ImdbCases.ScoringFromTextName, ctx => ImdbCases.Scoring(ctx, fromText: true));
         yield return new(ImdbCases.ScoringFromKeysName, ctx => ImdbCases.Scoring(ctx, fromText: false));
+        yield return new(ResNetCases.ForwardName, ResNetCases.Forward);
         yield return new(ResNetCases.TrainStepName, ResNetCases.TrainStep);
         yield return new(Seq2SeqCases.DecoderStepName, Seq2SeqCases.DecoderStep);
         yield return new(Seq2SeqCases.TrainStepName, Seq2SeqCases.TrainStep);

@@ -8,14 +8,16 @@ using F = TorchSharp.torch.nn.functional;
 namespace DeepSeq.Bench;
 
 /// <summary>
-/// A small-ResNet training step on Fashion-MNIST-shaped input (28×28 grey, batch 128, 10 classes): ResNet-20
-/// (widths 16/32/64, batch norm, ReLU, projection shortcuts) forward in training mode, softmax cross-entropy,
-/// backward and an SGD step with Nesterov momentum, in DeepSeq and in libtorch (channels-first, the same network
-/// in functional ops with parameters as leaves).
+/// The small ResNet on Fashion-MNIST-shaped input (28×28 grey, batch 128, 10 classes): ResNet-20 (widths
+/// 16/32/64, batch norm, ReLU, projection shortcuts) in DeepSeq and in libtorch (channels-first, the same network
+/// in functional ops with parameters as leaves). Two cases: a training step (forward in training mode, softmax
+/// cross-entropy, backward and an SGD step with Nesterov momentum) and a forward pass in inference mode (batch norm
+/// with its running statistics; torch under no_grad).
 /// </summary>
 static class ResNetCases
 {
     public const string TrainStepName = "ResNet-20 train step 28×28×1 B128";
+    public const string ForwardName = "ResNet-20 forward 28×28×1 B128";
     const int Batch = 128, Side = 28, Classes = 10;
 
     /// <summary>
@@ -25,7 +27,10 @@ static class ResNetCases
     /// </summary>
     public const string Formula = "Σ_conv 2·N·Ho·Wo·F·K × (3, or 2 for the first) + 3·2·N·64·10";
 
-    public static BenchCase TrainStep(BenchContext ctx)
+    /// <summary>Forward GEMM work only: each convolution's 2·N·Ho·Wo·F·K and the head's 2·N·64·10.</summary>
+    public const string ForwardFormula = "Σ_conv 2·N·Ho·Wo·F·K + 2·N·64·10";
+
+    static (ImageClassifier Model, float[] Images, int[] Labels) Setup()
     {
         var config = new ImageClassifierConfig { Height = Side, Width = Side, Channels = 1, Classes = Classes };
         var model = new ImageClassifier(config, 1);
@@ -35,6 +40,29 @@ static class ResNetCases
         var images = new float[Batch * Side * Side];
         for (int i = 0; i < images.Length; i++) images[i] = rng.NextSingle() - 0.5f;
         var labels = Enumerable.Range(0, Batch).Select(i => i % Classes).ToArray();
+        return (model, images, labels);
+    }
+
+    public static BenchCase Forward(BenchContext ctx)
+    {
+        var (model, images, _) = Setup();
+        var logits = new float[Batch * Classes];
+        Action ours = () => model.Forward(logits, images, Batch, training: false);
+        var (net, parameters, buffers) = TorchNetwork();
+        var tx = torch.tensor(images, [Batch, 1, Side, Side]);
+        Action theirs = () =>
+        {
+            using var noGrad = torch.no_grad();
+            using var scope = torch.NewDisposeScope();
+            net(tx, false).data<float>().CopyTo(logits, 0);
+        };
+        return new BenchCase(ForwardName, Flops(model, training: false), ForwardFormula, ours, theirs, ctx.Settings(warmupRuns: 3, repetitions: 15, quickRepetitions: 2),
+            ctx.Threads, resources: new Cases.Disposables([tx, .. parameters, .. buffers]));
+    }
+
+    public static BenchCase TrainStep(BenchContext ctx)
+    {
+        var (model, images, labels) = Setup();
         var logits = new float[Batch * Classes]; var dLogits = new float[logits.Length]; var probabilities = new float[logits.Length];
         var sgd = new Sgd(model.Parameters, 0.05f, 0.9f, nesterov: true, weightDecay: 5e-4f);
         Action ours = () =>
@@ -46,26 +74,29 @@ static class ResNetCases
             sgd.Step();
         };
         var (theirs, resources) = Torch(images, labels);
-        return new BenchCase(TrainStepName, Flops(model), Formula, ours, theirs, ctx.Settings(warmupRuns: 2, repetitions: 8, quickRepetitions: 2), ctx.Threads, resources: resources);
+        return new BenchCase(TrainStepName, Flops(model, training: true), Formula, ours, theirs, ctx.Settings(warmupRuns: 2, repetitions: 8, quickRepetitions: 2), ctx.Threads, resources: resources);
     }
 
-    static double Flops(ImageClassifier model)
+    // The training step's GEMM work, or the forward's alone (`training: false`).
+    static double Flops(ImageClassifier model, bool training)
     {
         double flops = 0;
         int h = Side;
         var stem = model.Convolutions.First();
-        flops += 2 * 2.0 * Batch * h * h * stem.OutChannels * stem.PatchLength; // forward + dW: no dX for the image
+        flops += (training ? 2 : 1) * 2.0 * Batch * h * h * stem.OutChannels * stem.PatchLength; // training: forward + dW, no dX for the image
+        int passes = training ? 3 : 1;
         foreach (var block in model.Blocks)
         {
             int ho = block.OutputSize(h);
-            foreach (var conv in block.Convolutions) flops += 3 * 2.0 * Batch * ho * ho * conv.OutChannels * conv.PatchLength;
+            foreach (var conv in block.Convolutions) flops += passes * 2.0 * Batch * ho * ho * conv.OutChannels * conv.PatchLength;
             h = ho;
         }
-        return flops + 3 * 2.0 * Batch * model.Head.InputSize * Classes;
+        return flops + passes * 2.0 * Batch * model.Head.InputSize * Classes;
     }
 
-    // The same network in libtorch: NCHW, weights (F, Cin, KH, KW), Kaiming-normal, batch norm in training mode.
-    static (Action, IDisposable) Torch(float[] images, int[] labels)
+    // The same network in libtorch: NCHW, weights (F, Cin, KH, KW), Kaiming-normal; batch norm with batch statistics
+    // when training, its running statistics otherwise. Logits from images (N, 1, H, W).
+    static (Func<Tensor, bool, Tensor> Logits, List<TorchSharp.Modules.Parameter> Parameters, List<Tensor> Buffers) TorchNetwork()
     {
         var parameters = new List<TorchSharp.Modules.Parameter>();
         var buffers = new List<Tensor>();
@@ -77,9 +108,10 @@ static class ResNetCases
             buffers.Add(mean); buffers.Add(variance);
             return (P(torch.ones(c)), P(torch.zeros(c)), mean, variance);
         }
-        Tensor Bn(Tensor x, (TorchSharp.Modules.Parameter W, TorchSharp.Modules.Parameter B, Tensor M, Tensor V) n) => F.batch_norm(x, n.M, n.V, n.W, n.B, true, 0.1, 1e-5);
+        Tensor Bn(Tensor x, (TorchSharp.Modules.Parameter W, TorchSharp.Modules.Parameter B, Tensor M, Tensor V) n, bool training) =>
+            F.batch_norm(x, n.M, n.V, n.W, n.B, training, 0.1, 1e-5);
         var stem = Conv(16, 1, 3); var stemNorm = Norm(16);
-        var blocks = new List<Func<Tensor, Tensor>>();
+        var blocks = new List<Func<Tensor, bool, Tensor>>();
         int cin = 16;
         foreach (var (width, stage) in new[] { (16, 0), (32, 1), (64, 2) })
             for (int b = 0; b < 3; b++)
@@ -88,16 +120,29 @@ static class ResNetCases
                 var c1 = Conv(width, inC, 3); var n1 = Norm(width); var c2 = Conv(width, width, 3); var n2 = Norm(width);
                 bool project = stride != 1 || inC != width;
                 var cs = project ? Conv(width, inC, 1) : null; var ns = project ? Norm(width) : default;
-                blocks.Add(x =>
+                blocks.Add((x, training) =>
                 {
-                    var a = F.relu(Bn(F.conv2d(x, c1, strides: [stride, stride], padding: [1, 1]), n1));
-                    a = Bn(F.conv2d(a, c2, padding: [1, 1]), n2);
-                    var s = cs is null ? x : Bn(F.conv2d(x, cs, strides: [stride, stride]), ns);
+                    var a = F.relu(Bn(F.conv2d(x, c1, strides: [stride, stride], padding: [1, 1]), n1, training));
+                    a = Bn(F.conv2d(a, c2, padding: [1, 1]), n2, training);
+                    var s = cs is null ? x : Bn(F.conv2d(x, cs, strides: [stride, stride]), ns, training);
                     return F.relu(a + s);
                 });
                 cin = width;
             }
         var fcW = P(torch.randn(Classes, 64) * Math.Sqrt(1.0 / 64)); var fcB = P(torch.zeros(Classes));
+        Tensor Logits(Tensor images, bool training)
+        {
+            var h = F.relu(Bn(F.conv2d(images, stem, padding: [1, 1]), stemNorm, training));
+            foreach (var block in blocks) h = block(h, training);
+            return F.linear(h.mean([2, 3]), fcW, fcB);
+        }
+        return (Logits, parameters, buffers);
+    }
+
+    // The training step in libtorch: the network above in training mode, cross-entropy, backward, SGD.
+    static (Action, IDisposable) Torch(float[] images, int[] labels)
+    {
+        var (net, parameters, buffers) = TorchNetwork();
         var tx = torch.tensor(images, [Batch, 1, Side, Side]);
         var ty = torch.tensor(labels.Select(l => (long)l).ToArray(), [Batch]);
         var optimizer = torch.optim.SGD(parameters, 0.05, momentum: 0.9, nesterov: true, weight_decay: 5e-4);
@@ -105,10 +150,7 @@ static class ResNetCases
         {
             using var scope = torch.NewDisposeScope();
             optimizer.zero_grad();
-            var h = F.relu(Bn(F.conv2d(tx, stem, padding: [1, 1]), stemNorm));
-            foreach (var block in blocks) h = block(h);
-            var pooled = h.mean([2, 3]);
-            var loss = F.cross_entropy(F.linear(pooled, fcW, fcB), ty);
+            var loss = F.cross_entropy(net(tx, true), ty);
             loss.backward();
             optimizer.step();
         };
