@@ -254,13 +254,12 @@ public static unsafe class Gemm
                     float* pb = b.Panel(pc, kc, jp);
                     int jc = jp * NR, nr = Math.Min(NR, b.Columns - jc);
                     float* set = pc == 0 ? first.At(jc) : null;
-                    for (int ir = 0; ir < mc; ir += tileRows)
+                    int ir = 0;
+                    if (nr == NR) ir = FullTiles<TV, TO, TA>(kc, mc, block, aStep, aRow, rowStep, pb, c + (long)ic * ldc + jc, ldc, set);
+                    for (; ir < mc; ir += tileRows)
                     {
                         int mr = Math.Min(tileRows, mc - ir);
-                        float* cij = c + (long)(ic + ir) * ldc + jc, air = block + ir * rowStep;
-                        if (mr == tileRows && nr == NR)
-                            Kernel<TV, TO, TA>(kc, air, aStep, aRow, MR * rowStep, pb, cij, ldc, set);
-                        else EdgeTile<TV, TO, TA>(kc, air, aStep, aRow, MR * rowStep, pb, cij, ldc, mr, nr, tile, set);
+                        EdgeTile<TV, TO, TA>(kc, block + ir * rowStep, aStep, aRow, MR * rowStep, pb, c + (long)(ic + ir) * ldc + jc, ldc, mr, nr, tile, set);
                     }
                 }
             }
@@ -365,16 +364,27 @@ public static unsafe class Gemm
     }
 
     /// <summary>
-    /// The MR × NR micro-kernel, C[0..6, 0..32] += Apanel · Bpanel over kc steps, as NR / 2W strips of 6 × 2W
-    /// (W lanes): one strip of two 512-bit vectors, two of 256, four of 128, sixteen of two scalars. Each strip
-    /// keeps its 12 accumulators in registers (16 on x64 without AVX-512, 32 with it or on Arm64).
+    /// The block's whole tiles against one full panel of B (kc × NR): C[r, 0..NR) += A[r] · panel for the rows r of the
+    /// tiles of <see cref="TileRows"/> rows that fit in mc; returns the rows done. With AVX-512 a tile is one strip of 12
+    /// rows × two 512-bit vectors, which spans the panel. Narrower vectors split the panel into strips of 6 rows × 2W
+    /// columns, taken strip by strip over all the rows, so that one strip's columns of B (16 KB at 256-bit) stay in a
+    /// 32 KB L1 while the block's rows stream past; tile by tile, the whole panel (32 KB) and A's rows did not fit.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Kernel<TV, TO, TA>(int kc, float* a, nint aStep, nint aRow, nint aSecond, float* b, float* c, int ldc, float* set)
+    static int FullTiles<TV, TO, TA>(int kc, int mc, float* block, nint aStep, nint aRow, nint rowStep, float* b, float* c, int ldc, float* set)
         where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
     {
-        if (TileRows<TV, TO>() == 2 * MR) Strip<TV, TO, Rows12, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); // one 512-bit strip spans NR
-        else for (int q = 0; q < NR; q += 2 * TO.Count) Strip<TV, TO, Rows6, TA>(kc, a, aStep, aRow, b + q, NR, c + q, ldc, 0, set == null ? null : set + q);
+        int tileRows = TileRows<TV, TO>(), full = mc / tileRows * tileRows;
+        if (tileRows == 2 * MR)
+        {
+            for (int ir = 0; ir < full; ir += tileRows)
+                Strip<TV, TO, Rows12, TA>(kc, block + ir * rowStep, aStep, aRow, b, NR, c + (long)ir * ldc, ldc, MR * rowStep, set);
+            return full;
+        }
+        for (int q = 0; q < NR; q += 2 * TO.Count)
+            for (int ir = 0; ir < full; ir += MR)
+                Strip<TV, TO, Rows6, TA>(kc, block + ir * rowStep, aStep, aRow, b + q, NR, c + (long)ir * ldc + q, ldc, 0, set == null ? null : set + q);
+        return full;
     }
 
     // Rows of a full tile: 12 (two packed panels of A, 24 accumulators) where AVX-512 gives 32 vector registers, which
