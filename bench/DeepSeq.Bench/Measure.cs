@@ -19,7 +19,8 @@ sealed record MeasureSettings(int WarmupRuns, double WarmupSeconds, int MinRepet
 /// <summary>
 /// Median wall times of two implementations of the same work, run alternately (A, B, A, B …) so that both see
 /// the same machine: on a shared 2-core machine the second core's availability drifts over seconds, and
-/// measuring one side after the other would charge that drift to one of them.
+/// measuring one side after the other would charge that drift to one of them. Each timed run starts once the
+/// process is quiet (<see cref="Settle"/>), so that neither side's idle threads take the cores of the other's run.
 /// </summary>
 static class Measure
 {
@@ -32,10 +33,51 @@ static class Measure
         var total = Stopwatch.StartNew();
         for (int i = 0; i < s.MaxRepetitions && (i < s.MinRepetitions || total.Elapsed.TotalSeconds < s.MaxSeconds); i++)
         {
+            Settle();
             timesA.Add(Time(a));
+            Settle();
             timesB.Add(Time(b));
         }
         return (Median(timesA), Median(timesB));
+    }
+
+    const int SettleQuietChecks = 2, SettleLimitMs = 200, SettleWithoutProcMs = 20;
+
+    /// <summary>
+    /// Waits until no thread of this process but the caller is running, twice a millisecond apart (at most
+    /// <see cref="SettleLimitMs"/> ms). After a parallel region libtorch's GNU OpenMP workers spin for up to 300,000
+    /// pauses with its default settings (seen here: a core busy for 6–12 ms after a torch run, and the DeepSeq LSTM
+    /// forward timed right after it at 36.6 ms against 24.8), DeepSeq's pool for 50 µs. The threads' states come from
+    /// /proc (the process's CPU time is no use: Linux adds a running thread's time only at scheduler ticks); without
+    /// /proc, a fixed pause. A side's own workers still find their pool as they left it within its run; only the other
+    /// side's spinning is kept out of it.
+    /// </summary>
+    static void Settle()
+    {
+        if (!Directory.Exists("/proc/self/task")) { Thread.Sleep(SettleWithoutProcMs); return; }
+        var wall = Stopwatch.StartNew();
+        for (int quiet = 0; quiet < SettleQuietChecks && wall.ElapsedMilliseconds < SettleLimitMs;)
+        {
+            Thread.Sleep(1);
+            quiet = RunningThreads() <= 1 ? quiet + 1 : 0; // the caller itself is running
+        }
+    }
+
+    // Threads of this process in state R (running or runnable): the state follows the name in parentheses in /proc/self/task/*/stat.
+    static int RunningThreads()
+    {
+        int running = 0;
+        foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+        {
+            try
+            {
+                string stat = File.ReadAllText(Path.Combine(task, "stat"));
+                int close = stat.LastIndexOf(')');
+                if (close > 0 && close + 2 < stat.Length && stat[close + 2] == 'R') running++;
+            }
+            catch (IOException) { } // the thread ended meanwhile
+        }
+        return running;
     }
 
     /// <summary>Median wall time of one implementation (the vector-path runs, which have no TorchSharp side).</summary>
