@@ -42,42 +42,35 @@ static class Measure
     }
 
     const int SettleQuietChecks = 2, SettleLimitMs = 200, SettleWithoutProcMs = 20;
+    const string LoadAverage = "/proc/loadavg";
 
     /// <summary>
-    /// Waits until no thread of this process but the caller is running, twice a millisecond apart (at most
-    /// <see cref="SettleLimitMs"/> ms). After a parallel region libtorch's GNU OpenMP workers spin for up to 300,000
-    /// pauses with its default settings (seen here: a core busy for 6–12 ms after a torch run, and the DeepSeq LSTM
-    /// forward timed right after it at 36.6 ms against 24.8), DeepSeq's pool for 50 µs. The threads' states come from
-    /// /proc (the process's CPU time is no use: Linux adds a running thread's time only at scheduler ticks); without
-    /// /proc, a fixed pause. A side's own workers still find their pool as they left it within its run; only the other
-    /// side's spinning is kept out of it.
+    /// Returns at once when no other thread of the machine is runnable; otherwise waits until none is, twice a
+    /// millisecond apart (at most <see cref="SettleLimitMs"/> ms). After a parallel region libtorch's GNU OpenMP
+    /// workers spin for up to 300,000 pauses with its default settings (seen here: a core busy for 4–12 ms after a
+    /// torch run, and the DeepSeq LSTM forward timed right after it at 36.6 ms against 24.8), DeepSeq's pool for 50 µs.
+    /// The count is the kernel's, read from /proc/loadavg (the process's CPU time is no use: Linux adds a running
+    /// thread's time only at scheduler ticks). Nothing is slept when nothing spins: a pause before every run made
+    /// torch's batch-1 runs half as slow again (0.36 → 0.54 ms), with its caches and predictors cold. Without /proc, a
+    /// fixed pause.
     /// </summary>
     static void Settle()
     {
-        if (!Directory.Exists("/proc/self/task")) { Thread.Sleep(SettleWithoutProcMs); return; }
+        if (!File.Exists(LoadAverage)) { Thread.Sleep(SettleWithoutProcMs); return; }
+        if (OthersRunnable() == 0) return;
         var wall = Stopwatch.StartNew();
         for (int quiet = 0; quiet < SettleQuietChecks && wall.ElapsedMilliseconds < SettleLimitMs;)
         {
             Thread.Sleep(1);
-            quiet = RunningThreads() <= 1 ? quiet + 1 : 0; // the caller itself is running
+            quiet = OthersRunnable() == 0 ? quiet + 1 : 0;
         }
     }
 
-    // Threads of this process in state R (running or runnable): the state follows the name in parentheses in /proc/self/task/*/stat.
-    static int RunningThreads()
+    // Runnable threads on the machine besides the caller: the fourth field of /proc/loadavg is "runnable/threads".
+    static int OthersRunnable()
     {
-        int running = 0;
-        foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
-        {
-            try
-            {
-                string stat = File.ReadAllText(Path.Combine(task, "stat"));
-                int close = stat.LastIndexOf(')');
-                if (close > 0 && close + 2 < stat.Length && stat[close + 2] == 'R') running++;
-            }
-            catch (IOException) { } // the thread ended meanwhile
-        }
-        return running;
+        string[] fields = File.ReadAllText(LoadAverage).Split(' ');
+        return fields.Length > 3 && int.TryParse(fields[3].AsSpan(0, Math.Max(0, fields[3].IndexOf('/'))), out int runnable) ? runnable - 1 : 0;
     }
 
     /// <summary>Median wall time of one implementation (the vector-path runs, which have no TorchSharp side).</summary>
