@@ -73,16 +73,21 @@ internal unsafe struct LstmForward : IRowKernel<LstmForward>
             for (int j = 0; j < h; j += TO.Count)
             {
                 int n = Math.Min(TO.Count, h - j);
+                // Each gate is stored as soon as it is computed, so that few values are live at once: with 16 vector
+                // registers, tanh's constants leave little room, and every live value past that goes to the stack.
                 var cp = Lanes.Load<TV, TO>(cPrev + r + j, n);
-                var i = Lanes.Sigmoid(Lanes.Load<TV, TO>(a + oi + j, n) + Lanes.Load<TV, TO>(pi + j, n) * cp);
-                var f = coupled ? one - i : Lanes.Sigmoid(Lanes.Load<TV, TO>(a + of + j, n) + Lanes.Load<TV, TO>(pf + j, n) * cp);
                 var g = Lanes.Tanh(Lanes.Load<TV, TO>(a + og + j, n));
-                var cNew = f * cp + i * g;
-                var o = Lanes.Sigmoid(Lanes.Load<TV, TO>(a + oo + j, n) + Lanes.Load<TV, TO>(po + j, n) * cNew); // peeks at the new c
-                var tc = Lanes.Tanh(cNew);
-                Lanes.Store(a + oi + j, i, n); Lanes.Store(a + og + j, g, n); Lanes.Store(a + oo + j, o, n);
+                Lanes.Store(a + og + j, g, n);
+                var i = Lanes.Sigmoid(Lanes.Load<TV, TO>(a + oi + j, n) + Lanes.Load<TV, TO>(pi + j, n) * cp);
+                Lanes.Store(a + oi + j, i, n);
+                var ig = i * g;
+                var f = coupled ? one - i : Lanes.Sigmoid(Lanes.Load<TV, TO>(a + of + j, n) + Lanes.Load<TV, TO>(pf + j, n) * cp);
                 if (!coupled) Lanes.Store(a + of + j, f, n);
+                var cNew = f * cp + ig;
                 Lanes.Store(c + r + j, cNew, n);
+                var o = Lanes.Sigmoid(Lanes.Load<TV, TO>(a + oo + j, n) + Lanes.Load<TV, TO>(po + j, n) * cNew); // peeks at the new c
+                Lanes.Store(a + oo + j, o, n);
+                var tc = Lanes.Tanh(cNew);
                 Lanes.Store(tanhC + r + j, tc, n);
                 Lanes.Store(hOut + r + j, o * tc, n);
             }
