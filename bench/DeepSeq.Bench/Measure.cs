@@ -19,8 +19,9 @@ sealed record MeasureSettings(int WarmupRuns, double WarmupSeconds, int MinRepet
 /// <summary>
 /// Median wall times of two implementations of the same work, run alternately (A, B, A, B …) so that both see
 /// the same machine: on a shared 2-core machine the second core's availability drifts over seconds, and
-/// measuring one side after the other would charge that drift to one of them. Each timed run starts once the
-/// process is quiet (<see cref="Settle"/>), so that neither side's idle threads take the cores of the other's run.
+/// measuring one side after the other would charge that drift to one of them. Each timed run starts once no other
+/// thread of the machine is runnable (<see cref="Settle"/>), so that neither side's spinning threads take the cores of
+/// the other's run.
 /// </summary>
 static class Measure
 {
