@@ -172,6 +172,38 @@ public sealed class GemmTests
                 }
     }
 
+    // [L | R] packed from two side-by-side sources is the same packed matrix as their concatenation: a product against
+    // it is bit for bit the product against the concatenated B. Left widths that end inside a panel, on a panel's edge
+    // and past one, right widths with and without a tail, padded leading dimensions, depths past one KC block, small
+    // and large enough for the parallel packing.
+    [TestMethod]
+    public void SideBySidePackingMatchesTheConcatenation()
+    {
+        foreach (var (left, right) in new[] { (1, 1), (20, 45), (32, 32), (33, 7), (128, 256), (5, 64) })
+            foreach (int k in (int[])[1, 17, 300, 3200])
+            {
+                if (k == 3200 && left < 128) continue; // the large case is the LSTM backward's shape
+                var rng = new Random(100 * left + right + k);
+                int n = left + right, ldl = left + 2, ldr = right + 3, m = 13;
+                var l = GradientCheck.Random(k * ldl, rng); var r = GradientCheck.Random(k * ldr, rng);
+                var b = new float[k * n];
+                for (int p = 0; p < k; p++)
+                {
+                    Array.Copy(l, p * ldl, b, p * n, left);
+                    Array.Copy(r, p * ldr, b, p * n + left, right);
+                }
+                var a = GradientCheck.Random(k * m, rng);
+                using var sideBySide = new PackedMatrix(k, n);
+                sideBySide.PackSideBySide(l, ldl, left, r, ldr);
+                using var concatenated = new PackedMatrix(k, n);
+                concatenated.Pack(false, b, n);
+                var expected = new float[m * n]; var actual = new float[m * n];
+                Gemm.Multiply(true, m, 1f, a, m, concatenated, 0f, expected, n);
+                Gemm.Multiply(true, m, 1f, a, m, sideBySide, 0f, actual, n);
+                CollectionAssert.AreEqual(expected, actual, $"[{left} | {right}] × {k}");
+            }
+    }
+
     // With beta = 0 the first depth block's tiles write C (plus the row, when one is given) instead of adding onto it:
     // C is never read, so NaN there is ignored, and the result is bit for bit a product added onto C set to the row
     // (or to zeros) beforehand. Rows around the tile heights (read in place and packed), columns around the strips,

@@ -561,7 +561,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         return m;
     }
 
-    void Resize(int rows, int columns)
+    internal void Resize(int rows, int columns)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegative(columns);
@@ -573,35 +573,53 @@ public sealed unsafe class PackedMatrix : IDisposable
     /// <summary>Packs op(B), where B is row-major with leading dimension <paramref name="ldb"/>.</summary>
     public void Pack(bool transB, ReadOnlySpan<float> b, int ldb)
     {
-        int k = Rows, n = Columns, panels = Panels;
+        int k = Rows, n = Columns;
         if (k == 0 || n == 0) return;
         int storedCols = transB ? k : n, storedRows = transB ? n : k;
         if (ldb < storedCols || (long)(storedRows - 1) * ldb + storedCols > b.Length)
             throw new ArgumentException($"B ({b.Length} values, leading dimension {ldb}) is too small for {k}×{n}.", nameof(b));
-        fixed (float* pb = b)
+        fixed (float* pb = b) PackFrom(transB, pb, ldb, null, 0, n);
+    }
+
+    /// <summary>
+    /// Packs [L | R]: columns [0, <paramref name="leftColumns"/>) from <paramref name="left"/> and the rest from
+    /// <paramref name="right"/>, both row-major with their own leading dimensions, neither transposed (a recurrent
+    /// layer's inputs beside its previous states, for both weight gradients in one product).
+    /// </summary>
+    internal void PackSideBySide(ReadOnlySpan<float> left, int ldl, int leftColumns, ReadOnlySpan<float> right, int ldr)
+    {
+        int k = Rows, rightColumns = Columns - leftColumns;
+        if (k == 0 || Columns == 0) return;
+        if (leftColumns < 0 || rightColumns < 0 || ldl < leftColumns || ldr < rightColumns
+            || (long)(k - 1) * ldl + leftColumns > left.Length || (long)(k - 1) * ldr + rightColumns > right.Length)
+            throw new ArgumentException($"[L | R] of {k} rows and {leftColumns} + {rightColumns} columns does not fit L ({left.Length} values, leading dimension {ldl}) and R ({right.Length}, {ldr}).");
+        fixed (float* pl = left, pr = right) PackFrom(false, pl, ldl, pr, ldr, leftColumns);
+    }
+
+    void PackFrom(bool transB, float* pb, int ldb, float* right, int ldr, int leftColumns)
+    {
+        // Large matrices pack their panels on every core: packing is memory-bound, and otherwise serial.
+        int threads = Gemm.Threads, panels = Panels;
+        if ((long)Rows * Columns >= 1 << 18 && threads > 1 && panels > 1)
         {
-            // Large matrices pack their panels on every core: packing is memory-bound, and otherwise serial.
-            int threads = Gemm.Threads;
-            if ((long)k * n >= 1 << 18 && threads > 1 && panels > 1)
-            {
-                int parts = Math.Min(threads, panels);
-                WorkerPool.Run(parts, new PackPart(this, transB, pb, ldb, parts));
-            }
-            else PackPanels(transB, pb, ldb, 0, panels);
+            int parts = Math.Min(threads, panels);
+            WorkerPool.Run(parts, new PackPart(this, transB, pb, ldb, right, ldr, leftColumns, parts));
         }
+        else PackPanels(transB, pb, ldb, right, ldr, leftColumns, 0, panels);
     }
 
     // Part p of a split packing: panels [panels·p/parts, panels·(p+1)/parts).
-    readonly struct PackPart(PackedMatrix matrix, bool transB, float* b, int ldb, int parts) : IPoolWork
+    readonly struct PackPart(PackedMatrix matrix, bool transB, float* b, int ldb, float* right, int ldr, int leftColumns, int parts) : IPoolWork
     {
         public void Run(int part)
         {
             int panels = matrix.Panels;
-            matrix.PackPanels(transB, b, ldb, panels * part / parts, panels * (part + 1) / parts);
+            matrix.PackPanels(transB, b, ldb, right, ldr, leftColumns, panels * part / parts, panels * (part + 1) / parts);
         }
     }
 
-    void PackPanels(bool transB, float* pb, int ldb, int jp0, int jp1)
+    // Panels [jp0, jp1) of op(B); columns from leftColumns on come from right (not transposed) when it is given.
+    void PackPanels(bool transB, float* pb, int ldb, float* right, int ldr, int leftColumns, int jp0, int jp1)
     {
         int k = Rows, n = Columns;
         for (int pc = 0; pc < k; pc += Gemm.KC)
@@ -613,17 +631,20 @@ public sealed unsafe class PackedMatrix : IDisposable
                 int j0 = jp * Gemm.NR, nr = Math.Min(Gemm.NR, n - j0);
                 if (!transB)
                 {
+                    int fromLeft = Math.Clamp(leftColumns - j0, 0, nr); // the panel's columns that come from pb
                     for (int p = 0; p < kc; p++)
                     {
                         float* src = pb + (long)(pc + p) * ldb + j0;
                         float* d = dst + p * Gemm.NR;
-                        if (nr == Gemm.NR)
+                        if (fromLeft == Gemm.NR)
                         {
                             Unsafe.CopyBlockUnaligned(d, src, Gemm.NR * sizeof(float)); // widest moves the hardware has
                             continue;
                         }
                         int j = 0;
-                        for (; j < nr; j++) d[j] = src[j];
+                        for (; j < fromLeft; j++) d[j] = src[j];
+                        float* rest = right + (long)(pc + p) * ldr + (j0 - leftColumns);
+                        for (; j < nr; j++) d[j] = rest[j];
                         for (; j < Gemm.NR; j++) d[j] = 0f;
                     }
                 }

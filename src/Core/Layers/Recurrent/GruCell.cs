@@ -52,6 +52,7 @@ public sealed unsafe class GruCell : RecurrentCell
     // After: b_hn is multiplied by r, so b_hh is added per step. Before: the cache holds r ⊙ h_{t−1}.
     internal override bool RecurrentBiasInProjection => !After;
     internal override bool SeparateRecurrentGradient => After;
+    internal override bool JointWeightGradient => false; // After: dG_h differs; before: W_hn's rows read r ⊙ h_{t−1}
     internal override int CacheWidth => HiddenSize; // After: W_hn·h_{t−1} + b_hn; Before: r ⊙ h_{t−1}
 
     int RzWeights => 2 * HiddenSize * HiddenSize; // values of W_hh's [r, z] block

@@ -64,6 +64,9 @@ public abstract class RecurrentCell : Module
     }
     // True when the gradients of the input-side and the recurrent-side pre-activations differ (GRU).
     internal virtual bool SeparateRecurrentGradient => false;
+    // True when dW_hh is the plain Σ_t dGᵀ·h_{t−1} (AccumulateRecurrentWeightGradient below) of the same dG as dW_ih's:
+    // the layer then takes both from one product against [x_t | h_{t−1}].
+    internal virtual bool JointWeightGradient => !SeparateRecurrentGradient;
 
     /// <summary>W_hhᵀ packed for the forward step (H × G·H).</summary>
     private protected PackedMatrix RecurrentT { get; }
