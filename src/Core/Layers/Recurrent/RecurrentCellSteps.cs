@@ -156,7 +156,7 @@ public sealed class RecurrentCellSteps
 
     /// <summary>
     /// Ends backward: writes dL/dh0 and dL/dc0 (when not empty) and adds the weight and bias gradients of every
-    /// step, one GEMM per weight.
+    /// step (<see cref="RecurrentCell.AccumulateWeightGradients"/>).
     /// </summary>
     public void EndBackward(Span<float> dh0, Span<float> dc0)
     {
@@ -165,8 +165,7 @@ public sealed class RecurrentCellSteps
         if (!dc0.IsEmpty) { if (Cell.HasCellState) _dc.AsSpan(0, B * H).CopyTo(dc0); else dc0.Clear(); }
         var dgx = _dgx.AsSpan(0, rows * GH);
         var dgh = Cell.SeparateRecurrentGradient ? _dgh.AsSpan(0, rows * GH) : dgx;
-        Gemm.Multiply(true, false, GH, I, rows, 1f, dgx, GH, _x.AsSpan(0, rows * I), I, 1f, Cell.WeightIh.Gradient.Data, I);
-        Cell.AccumulateRecurrentWeightGradient(dgh, _hs.AsSpan(0, rows * H), _cache.AsSpan(0, rows * Cell.CacheWidth), rows);
+        Cell.AccumulateWeightGradients(dgx, dgh, _x.AsSpan(0, rows * I), _hs.AsSpan(0, rows * H), _cache.AsSpan(0, rows * Cell.CacheWidth), rows);
         var sum = _biasSum.AsSpan(0, GH);
         if (Cell.SeparateRecurrentGradient)
         {

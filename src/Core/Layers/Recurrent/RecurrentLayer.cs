@@ -32,7 +32,6 @@ public sealed class RecurrentLayer
     float[] _bias = []; // (G·H) forward: b_ih (+ b_hh); backward: the shared bias gradient
     // Backward scratch.
     float[]? _dgx, _dgh, _dh, _dhPrev, _dc, _dcPrev, _flip;
-    float[]? _dw; // (G·H, I + H) [dW_ih | dW_hh] of one backward, where the cell has a JointWeightGradient
 
     // Buffers start on a 64-byte boundary (Pinned): a step's product splits C (the gates) by columns and its gate maths
     // split rows between threads, and a cache line across such a boundary moved between the cores at every step
@@ -75,7 +74,6 @@ public sealed class RecurrentLayer
         _flip = Buffer(tb * Math.Max(H, I));
         _dgx = Buffer(tb * GH);
         _dgh = Cell.SeparateRecurrentGradient ? Buffer(tb * GH) : null;
-        _dw = Cell.JointWeightGradient ? Buffer(GH * (I + H)) : null;
         _dh = Buffer(bh); _dhPrev = Buffer(bh); _dc = Buffer(bh); _dcPrev = Buffer(bh);
         Cell.Reserve(batch);
         _reservedSteps = steps; _reservedBatch = batch;
@@ -277,12 +275,7 @@ public sealed class RecurrentLayer
         if (!dc0.IsEmpty) { if (Cell.HasCellState) dc.CopyTo(dc0); else dc0.Clear(); }
 
         // Weight gradients of all steps at once; inactive rows hold zero gradients.
-        if (Cell.JointWeightGradient) AccumulateJointWeightGradient(dgx, View(_x, tb * I), hs[..(tb * H)], tb);
-        else
-        {
-            Gemm.Multiply(true, false, GH, I, tb, 1f, dgx, GH, View(_x, tb * I), I, 1f, Cell.WeightIh.Gradient.Data, I);
-            Cell.AccumulateRecurrentWeightGradient(dgh, hs[..(tb * H)], cache, tb);
-        }
+        Cell.AccumulateWeightGradients(dgx, dgh, View(_x, tb * I), hs[..(tb * H)], cache, tb);
         if (Cell.SeparateRecurrentGradient)
         {
             SumRows(dgx, tb, GH, Cell.BiasIh.Gradient.Data);
@@ -312,29 +305,6 @@ public sealed class RecurrentLayer
                 }
         }
         else TensorPrimitives.Add(dx, dxs, dx);
-    }
-
-    /// <summary>
-    /// dW_ih += Σ_t dGᵀ·x_t and dW_hh += Σ_t dGᵀ·h_{t−1} as one product, dGᵀ·[x | h_{t−1}], into a scratch then added
-    /// to both: the transposed dG (13 MB for an LSTM of 256 over 3,200 rows) is read and packed once instead of twice,
-    /// which took 20 % of the dW_ih product alone.
-    /// </summary>
-    void AccumulateJointWeightGradient(ReadOnlySpan<float> dg, ReadOnlySpan<float> xs, ReadOnlySpan<float> hPrev, int rows)
-    {
-        int I = Cell.InputSize, H = Cell.HiddenSize, GH = Cell.GateCount * H, n = I + H;
-        var product = View(_dw, GH * n);
-        using (var inputsAndStates = PackedMatrix.Rent(rows, n))
-        {
-            inputsAndStates.PackSideBySide(xs, I, I, hPrev, H);
-            Gemm.Multiply(true, GH, 1f, dg, GH, inputsAndStates, 0f, product, n);
-        }
-        Span<float> dwIh = Cell.WeightIh.Gradient.Data, dwHh = Cell.WeightHh.Gradient.Data;
-        for (int r = 0; r < GH; r++)
-        {
-            var row = product.Slice(r * n, n);
-            TensorPrimitives.Add(dwIh.Slice(r * I, I), row[..I], dwIh.Slice(r * I, I));
-            TensorPrimitives.Add(dwHh.Slice(r * H, H), row[I..], dwHh.Slice(r * H, H));
-        }
     }
 
     static void SumRows(ReadOnlySpan<float> m, int rows, int cols, Span<float> acc)
