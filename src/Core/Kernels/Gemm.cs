@@ -199,13 +199,16 @@ public static unsafe class Gemm
         }
     }
 
+    // True when `length` values hold a row-major rows × columns matrix (rows, columns ≥ 1) with leading dimension ld.
+    internal static bool Holds(int length, int rows, int columns, int ld) => ld >= columns && (long)(rows - 1) * ld + columns <= length;
+
     static void CheckOperand(bool trans, int rows, int cols, int length, int ld, string name)
     {
         if (rows < 0 || cols < 0) throw new ArgumentOutOfRangeException(name, $"Dimensions of {name} must be non-negative, got {rows}×{cols}.");
         int storedRows = trans ? cols : rows, storedCols = trans ? rows : cols;
         if (storedRows == 0 || storedCols == 0) return;
         if (ld < storedCols) throw new ArgumentOutOfRangeException(name, $"Leading dimension of {name} ({ld}) is smaller than its row length ({storedCols}).");
-        if ((long)(storedRows - 1) * ld + storedCols > length)
+        if (!Holds(length, storedRows, storedCols, ld))
             throw new ArgumentException($"{name} holds {length} values; {storedRows}×{storedCols} with leading dimension {ld} needs {(long)(storedRows - 1) * ld + storedCols}.", name);
     }
 
@@ -561,7 +564,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         return m;
     }
 
-    internal void Resize(int rows, int columns)
+    void Resize(int rows, int columns)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegative(columns);
@@ -576,7 +579,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         int k = Rows, n = Columns;
         if (k == 0 || n == 0) return;
         int storedCols = transB ? k : n, storedRows = transB ? n : k;
-        if (ldb < storedCols || (long)(storedRows - 1) * ldb + storedCols > b.Length)
+        if (!Gemm.Holds(b.Length, storedRows, storedCols, ldb))
             throw new ArgumentException($"B ({b.Length} values, leading dimension {ldb}) is too small for {k}×{n}.", nameof(b));
         fixed (float* pb = b) PackFrom(transB, pb, ldb, null, 0, n);
     }
@@ -590,8 +593,7 @@ public sealed unsafe class PackedMatrix : IDisposable
     {
         int k = Rows, rightColumns = Columns - leftColumns;
         if (k == 0 || Columns == 0) return;
-        if (leftColumns < 0 || rightColumns < 0 || ldl < leftColumns || ldr < rightColumns
-            || (long)(k - 1) * ldl + leftColumns > left.Length || (long)(k - 1) * ldr + rightColumns > right.Length)
+        if (leftColumns < 0 || rightColumns < 0 || !Gemm.Holds(left.Length, k, leftColumns, ldl) || !Gemm.Holds(right.Length, k, rightColumns, ldr))
             throw new ArgumentException($"[L | R] of {k} rows and {leftColumns} + {rightColumns} columns does not fit L ({left.Length} values, leading dimension {ldl}) and R ({right.Length}, {ldr}).");
         fixed (float* pl = left, pr = right) PackFrom(false, pl, ldl, pr, ldr, leftColumns);
     }
