@@ -44,6 +44,7 @@ static class Measure
 
     const int SettleQuietChecks = 2, SettleLimitMs = 200, SettleWithoutProcMs = 20;
     const string LoadAverage = "/proc/loadavg";
+    static readonly bool s_hasLoadAverage = File.Exists(LoadAverage);
 
     /// <summary>
     /// Returns at once when no other thread of the machine is runnable; otherwise waits until none is, twice a
@@ -57,7 +58,7 @@ static class Measure
     /// </summary>
     static void Settle()
     {
-        if (!File.Exists(LoadAverage)) { Thread.Sleep(SettleWithoutProcMs); return; }
+        if (!s_hasLoadAverage) { Thread.Sleep(SettleWithoutProcMs); return; }
         if (OthersRunnable() == 0) return;
         var wall = Stopwatch.StartNew();
         for (int quiet = 0; quiet < SettleQuietChecks && wall.ElapsedMilliseconds < SettleLimitMs;)
