@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace DeepSeq.Core.Kernels;
 
@@ -7,10 +8,9 @@ namespace DeepSeq.Core.Kernels;
 // grid (q = oy·Wp + ox; the KW − 1 columns with ox ≥ Wo are computed and dropped) has, for kernel row ky, the
 // patch run image[(q + ky·Wp)·C .. + KW·C), so the micro-kernel broadcasts straight from the image. For a narrow
 // layer (16 filters) im2col and packing moved each value three times for 16 multiply-adds; here a value is read
-// from cache once per use. The weight gradient runs Gemm's micro-kernel strip (6 rows × 2 vectors) on addresses in
-// the images; the product has its own 6 × 2-vector tile, whose six rows are six patches a row of C apart, which the
-// strip's one-pointer addressing cannot express. Both read a little past the last image (the callers leave
-// <see cref="ConvolutionKernels.Slack"/> floats there).
+// from cache once per use. The product's tile is six patches (a row of C apart) × two vectors of filters; the weight
+// gradient's is a few filters × three vectors of a kernel row's values. Both read a little past the last image (the
+// callers leave <see cref="ConvolutionKernels.Slack"/> floats there).
 
 /// <summary>Strip width and slack of the direct convolution kernels.</summary>
 internal static class ConvolutionKernels
@@ -161,10 +161,15 @@ internal unsafe struct PatchProduct : IVecKernel
 /// columns — the padded dy, offset by one row and one column, is exactly that) and Part is added to, not overwritten.
 /// </summary>
 /// <remarks>
-/// Every (ky, 6 values of a kernel row, 2-vector column strip) tile of dW reads the whole image, so the positions are
-/// taken a block at a time, sized for the block's images and gradients to stay in L1 while all tiles pass over it
-/// (streaming each tile over the whole image from L2 left the kernel waiting on L2 half the time); the tiles'
-/// accumulators live in <see cref="Tiles"/> (<see cref="TileFloats"/>) between blocks.
+/// A tile is <see cref="TileFilters"/> filters × three vectors of one kernel row's values (KW·C contiguous floats in
+/// the image): at each position it loads the three vectors and broadcasts the filters' dy, 11 loads for 24
+/// multiply-adds under AVX-512. Tiles of filters × kernel-row values rather than kernel-row values × filters, since
+/// F can be as narrow as one vector (16 filters): a tile two vectors wide in F spent half its multiply-adds on the
+/// next position's dy there. Every tile reads the whole image, so the positions are taken a block at a time, sized
+/// for the block's images and gradients to stay in L1 while all tiles pass over it (streaming each tile over the
+/// whole image from L2 left the kernel waiting on L2 half the time); the tiles' accumulators live in
+/// <see cref="Tiles"/> (<see cref="TileFloats"/>) between blocks. Lanes past a kernel row and filters past F read
+/// neighbouring values (within the callers' slack) into sums that are dropped.
 /// </remarks>
 internal unsafe struct PatchGradient : IVecKernel
 {
@@ -175,49 +180,106 @@ internal unsafe struct PatchGradient : IVecKernel
     /// <summary>Scratch of <see cref="TileFloats"/> floats.</summary>
     public float* Tiles;
 
-    /// <summary>Scratch floats the kernel needs: one 6 × 2-vector tile per (ky, 6 patch values, column strip).</summary>
+    /// <summary>Scratch floats the kernel needs at any width: one tile per (ky, three vectors of a kernel row, filter group).</summary>
     public static int TileFloats(int kernel, int channels, int outChannels)
     {
-        int s = ConvolutionKernels.Strip;
-        return kernel * ((kernel * channels + 5) / 6) * ((outChannels + s - 1) / s) * 6 * s;
+        int w = ConvolutionKernels.Strip / 2; // the widest width has the most padding past a kernel row
+        return kernel * (kernel * channels + 3 * w) * (outChannels + 8);
     }
+
+    // Filters of a tile: 8 (24 accumulators) in AVX-512's 32 registers, 4 (12) in the 16 of AVX2 and SSE.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int TileFilters<TV, TO>() where TV : unmanaged where TO : ISimd<TV> => TO.Count == 16 && Vector512.IsHardwareAccelerated ? 8 : 4;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
-        int c = Channels, ks = Kernel, wp = PaddedWidth, f = OutChannels, w = TO.Count, s = 2 * w;
-        int ho = PaddedHeight - ks + 1, run = ks * c, k = ks * run, grid = ho * wp;
-        int groups = (run + 5) / 6, strips = (f + s - 1) / s, tileSize = 6 * s;
+        int c = Channels, ks = Kernel, wp = PaddedWidth, f = OutChannels, w = TO.Count, span = 3 * w, r = TileFilters<TV, TO>();
+        int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, k = ks * run;
+        int chunks = (run + span - 1) / span, groups = (f + r - 1) / r, tileSize = r * span;
         long imageIn = (long)PaddedHeight * wp * c;
-        // Positions per block: its source rows (the block and KH − 1 rows of the grid below it) and its gradient rows
+        // Grid rows per block: its source rows (the block and KH − 1 rows of the grid below it) and its gradient rows
         // in about 24 KB of the 32 KB L1.
-        int block = Math.Clamp((6144 - (ks - 1) * wp * c) / (c + f), 6, grid);
+        int block = Math.Clamp((6144 - (ks - 1) * wp * c) / ((c + f) * wp), 1, ho);
         float* tiles = Tiles;
-        new Span<float>(tiles, ks * groups * strips * tileSize).Clear();
+        new Span<float>(tiles, ks * chunks * groups * tileSize).Clear();
         for (int img = 0; img < Images; img++)
         {
             float* src = Source + img * imageIn, grads = Grads + img * GradImage;
-            for (int q0 = 0; q0 < grid; q0 += block)
+            for (int y0 = 0; y0 < ho; y0 += block)
             {
-                int kc = Math.Min(block, grid - q0);
+                int rows = Math.Min(block, ho - y0), q0 = y0 * wp;
                 float* tile = tiles;
                 for (int ky = 0; ky < ks; ky++)
-                    for (int j0 = 0; j0 < run; j0 += 6)
-                        for (int col = 0; col < f; col += s, tile += tileSize)
-                            Gemm.Strip<TV, TO, Rows6, PackedRows>(kc, src + (long)(q0 + ky * wp) * c + j0, c, 1, grads + (long)q0 * f + col, f, tile, s);
+                    for (int j0 = 0; j0 < run; j0 += span)
+                        for (int g = 0; g < f; g += r, tile += tileSize)
+                            Tile<TV, TO>(rows, wo, wp, src + (long)(q0 + ky * wp) * c + j0, c, grads + (long)q0 * f + g, f, tile);
             }
         }
         float* t = tiles;
         for (int ky = 0; ky < ks; ky++)
-            for (int j0 = 0; j0 < run; j0 += 6)
-                for (int col = 0; col < f; col += s, t += tileSize)
+            for (int j0 = 0; j0 < run; j0 += span)
+                for (int g = 0; g < f; g += r, t += tileSize)
                 {
-                    int rows = Math.Min(6, run - j0), cols = Math.Min(s, f - col);
-                    for (int o = 0; o < cols; o++)
+                    int values = Math.Min(span, run - j0), filters = Math.Min(r, f - g);
+                    for (int o = 0; o < filters; o++)
                     {
-                        float* dst = Part + (long)(col + o) * k + ky * run + j0;
-                        for (int r = 0; r < rows; r++) dst[r] += t[r * s + o];
+                        float* dst = Part + (long)(g + o) * k + ky * run + j0;
+                        for (int j = 0; j < values; j++) dst[j] += t[o * span + j];
                     }
                 }
+    }
+
+    // tile[o][0..3W) += Σ_p dy[p·f + o] · x[p·c + 0..3W) for the tile's filters o, over the positions p = y·wp + ox of
+    // the block's rows y with ox < wo: the KW − 1 dropped columns of each grid row (their dy is zero) are skipped,
+    // a fifth of the positions of a 7 × 7 image.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile<TV, TO>(int rows, int wo, int wp, float* x, int c, float* dy, int f, float* tile) where TV : unmanaged where TO : ISimd<TV>
+    {
+        int w = TO.Count, r = TileFilters<TV, TO>(), span = 3 * w;
+        TV s00 = TO.Load(tile), s01 = TO.Load(tile + w), s02 = TO.Load(tile + 2 * w);
+        TV s10 = TO.Load(tile + span), s11 = TO.Load(tile + span + w), s12 = TO.Load(tile + span + 2 * w);
+        TV s20 = TO.Load(tile + 2 * span), s21 = TO.Load(tile + 2 * span + w), s22 = TO.Load(tile + 2 * span + 2 * w);
+        TV s30 = TO.Load(tile + 3 * span), s31 = TO.Load(tile + 3 * span + w), s32 = TO.Load(tile + 3 * span + 2 * w);
+        TV s40 = default, s41 = default, s42 = default, s50 = default, s51 = default, s52 = default;
+        TV s60 = default, s61 = default, s62 = default, s70 = default, s71 = default, s72 = default;
+        if (r > 4)
+        {
+            s40 = TO.Load(tile + 4 * span); s41 = TO.Load(tile + 4 * span + w); s42 = TO.Load(tile + 4 * span + 2 * w);
+            s50 = TO.Load(tile + 5 * span); s51 = TO.Load(tile + 5 * span + w); s52 = TO.Load(tile + 5 * span + 2 * w);
+            s60 = TO.Load(tile + 6 * span); s61 = TO.Load(tile + 6 * span + w); s62 = TO.Load(tile + 6 * span + 2 * w);
+            s70 = TO.Load(tile + 7 * span); s71 = TO.Load(tile + 7 * span + w); s72 = TO.Load(tile + 7 * span + 2 * w);
+        }
+        for (int y = 0; y < rows; y++, x += (wp - wo) * c, dy += (wp - wo) * f)
+        {
+            for (int p = 0; p < wo; p++, x += c, dy += f)
+            {
+                var x0 = TO.Load(x);
+                var x1 = TO.Load(x + w);
+                var x2 = TO.Load(x + 2 * w);
+                var d = TO.Broadcast(dy); s00 = TO.MultiplyAdd(d, x0, s00); s01 = TO.MultiplyAdd(d, x1, s01); s02 = TO.MultiplyAdd(d, x2, s02);
+                d = TO.Broadcast(dy + 1); s10 = TO.MultiplyAdd(d, x0, s10); s11 = TO.MultiplyAdd(d, x1, s11); s12 = TO.MultiplyAdd(d, x2, s12);
+                d = TO.Broadcast(dy + 2); s20 = TO.MultiplyAdd(d, x0, s20); s21 = TO.MultiplyAdd(d, x1, s21); s22 = TO.MultiplyAdd(d, x2, s22);
+                d = TO.Broadcast(dy + 3); s30 = TO.MultiplyAdd(d, x0, s30); s31 = TO.MultiplyAdd(d, x1, s31); s32 = TO.MultiplyAdd(d, x2, s32);
+                if (r > 4)
+                {
+                    d = TO.Broadcast(dy + 4); s40 = TO.MultiplyAdd(d, x0, s40); s41 = TO.MultiplyAdd(d, x1, s41); s42 = TO.MultiplyAdd(d, x2, s42);
+                    d = TO.Broadcast(dy + 5); s50 = TO.MultiplyAdd(d, x0, s50); s51 = TO.MultiplyAdd(d, x1, s51); s52 = TO.MultiplyAdd(d, x2, s52);
+                    d = TO.Broadcast(dy + 6); s60 = TO.MultiplyAdd(d, x0, s60); s61 = TO.MultiplyAdd(d, x1, s61); s62 = TO.MultiplyAdd(d, x2, s62);
+                    d = TO.Broadcast(dy + 7); s70 = TO.MultiplyAdd(d, x0, s70); s71 = TO.MultiplyAdd(d, x1, s71); s72 = TO.MultiplyAdd(d, x2, s72);
+                }
+            }
+        }
+        TO.Store(tile, s00); TO.Store(tile + w, s01); TO.Store(tile + 2 * w, s02);
+        TO.Store(tile + span, s10); TO.Store(tile + span + w, s11); TO.Store(tile + span + 2 * w, s12);
+        TO.Store(tile + 2 * span, s20); TO.Store(tile + 2 * span + w, s21); TO.Store(tile + 2 * span + 2 * w, s22);
+        TO.Store(tile + 3 * span, s30); TO.Store(tile + 3 * span + w, s31); TO.Store(tile + 3 * span + 2 * w, s32);
+        if (r > 4)
+        {
+            TO.Store(tile + 4 * span, s40); TO.Store(tile + 4 * span + w, s41); TO.Store(tile + 4 * span + 2 * w, s42);
+            TO.Store(tile + 5 * span, s50); TO.Store(tile + 5 * span + w, s51); TO.Store(tile + 5 * span + 2 * w, s52);
+            TO.Store(tile + 6 * span, s60); TO.Store(tile + 6 * span + w, s61); TO.Store(tile + 6 * span + 2 * w, s62);
+            TO.Store(tile + 7 * span, s70); TO.Store(tile + 7 * span + w, s71); TO.Store(tile + 7 * span + 2 * w, s72);
+        }
     }
 }

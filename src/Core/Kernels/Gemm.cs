@@ -351,18 +351,18 @@ public static unsafe class Gemm
     {
         switch (mr)
         {
-            case 1: Strip<TV, TO, Rows1, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
-            case 2: Strip<TV, TO, Rows2, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
-            case 3: Strip<TV, TO, Rows3, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
-            case 4: Strip<TV, TO, Rows4, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
-            case 5: Strip<TV, TO, Rows5, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
-            case 6: Strip<TV, TO, Rows6, TA>(kc, a, aStep, aRow, b, NR, c, ldc, 0, set); break;
-            case 7: Strip<TV, TO, Rows7, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
-            case 8: Strip<TV, TO, Rows8, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
-            case 9: Strip<TV, TO, Rows9, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
-            case 10: Strip<TV, TO, Rows10, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
-            case 11: Strip<TV, TO, Rows11, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
-            default: Strip<TV, TO, Rows12, TA>(kc, a, aStep, aRow, b, NR, c, ldc, aSecond, set); break;
+            case 1: Strip<TV, TO, Rows1, TA>(kc, a, aStep, aRow, b, c, ldc, 0, set); break;
+            case 2: Strip<TV, TO, Rows2, TA>(kc, a, aStep, aRow, b, c, ldc, 0, set); break;
+            case 3: Strip<TV, TO, Rows3, TA>(kc, a, aStep, aRow, b, c, ldc, 0, set); break;
+            case 4: Strip<TV, TO, Rows4, TA>(kc, a, aStep, aRow, b, c, ldc, 0, set); break;
+            case 5: Strip<TV, TO, Rows5, TA>(kc, a, aStep, aRow, b, c, ldc, 0, set); break;
+            case 6: Strip<TV, TO, Rows6, TA>(kc, a, aStep, aRow, b, c, ldc, 0, set); break;
+            case 7: Strip<TV, TO, Rows7, TA>(kc, a, aStep, aRow, b, c, ldc, aSecond, set); break;
+            case 8: Strip<TV, TO, Rows8, TA>(kc, a, aStep, aRow, b, c, ldc, aSecond, set); break;
+            case 9: Strip<TV, TO, Rows9, TA>(kc, a, aStep, aRow, b, c, ldc, aSecond, set); break;
+            case 10: Strip<TV, TO, Rows10, TA>(kc, a, aStep, aRow, b, c, ldc, aSecond, set); break;
+            case 11: Strip<TV, TO, Rows11, TA>(kc, a, aStep, aRow, b, c, ldc, aSecond, set); break;
+            default: Strip<TV, TO, Rows12, TA>(kc, a, aStep, aRow, b, c, ldc, aSecond, set); break;
         }
     }
 
@@ -381,12 +381,12 @@ public static unsafe class Gemm
         if (tileRows == 2 * MR)
         {
             for (int ir = 0; ir < full; ir += tileRows)
-                Strip<TV, TO, Rows12, TA>(kc, block + ir * rowStep, aStep, aRow, b, NR, c + (long)ir * ldc, ldc, MR * rowStep, set);
+                Strip<TV, TO, Rows12, TA>(kc, block + ir * rowStep, aStep, aRow, b, c + (long)ir * ldc, ldc, MR * rowStep, set);
             return full;
         }
         for (int q = 0; q < NR; q += 2 * TO.Count)
             for (int ir = 0; ir < full; ir += MR)
-                Strip<TV, TO, Rows6, TA>(kc, block + ir * rowStep, aStep, aRow, b + q, NR, c + (long)ir * ldc + q, ldc, 0, set == null ? null : set + q);
+                Strip<TV, TO, Rows6, TA>(kc, block + ir * rowStep, aStep, aRow, b + q, c + (long)ir * ldc + q, ldc, 0, set == null ? null : set + q);
         return full;
     }
 
@@ -395,14 +395,13 @@ public static unsafe class Gemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static int TileRows<TV, TO>() where TV : unmanaged where TO : ISimd<TV> => TO.Count == 16 && Vector512.IsHardwareAccelerated ? 2 * MR : MR;
 
-    // C[0..R, 0..2W) += Σ_p a_r[p·aStep] · b[p·bStep + 0..2W) for rows r < R = TR.Count ≤ 12: here columns [0, 2W) of a
-    // 32-wide panel (the caller offsets b and c to the strip; bStep = NR). Rows 0…5 are a_r = a + r·aRow and rows 6…
+    // C[0..R, 0..2W) += Σ_p a_r[p·aStep] · b[p·NR + 0..2W) for rows r < R = TR.Count ≤ 12: columns [0, 2W) of a
+    // 32-wide panel (the caller offsets b and c to the strip). Rows 0…5 are a_r = a + r·aRow and rows 6…
     // the same from aSecond floats further: a packed panel of A (aRow = 1, aStep = MR, the second panel MR·kc further)
-    // or rows of A read in place (aRow = lda, aStep = 1). The direct convolution's weight gradient reads its six patch
-    // values and its dy row straight from the images (PatchGradient). TR.Count is a constant in each compiled copy, so
+    // or rows of A read in place (aRow = lda, aStep = 1). TR.Count is a constant in each compiled copy, so
     // the rows past it and their accumulators are compiled away, and so is aRow in the packed copies.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Strip<TV, TO, TR, TA>(int kc, float* a, nint aStep, nint aRow, float* b, nint bStep, float* c, int ldc, nint aSecond = 0, float* set = null)
+    static void Strip<TV, TO, TR, TA>(int kc, float* a, nint aStep, nint aRow, float* b, float* c, int ldc, nint aSecond, float* set)
         where TV : unmanaged where TO : ISimd<TV> where TR : IRowCount where TA : IRowLayout
     {
         int w = TO.Count, rows = TR.Count;
@@ -428,7 +427,7 @@ public static unsafe class Gemm
             if (rows > 9) { x = TO.Broadcast(e + r3); c90 = TO.MultiplyAdd(x, b0, c90); c91 = TO.MultiplyAdd(x, b1, c91); }
             if (rows > 10) { x = TO.Broadcast(e + r4); cA0 = TO.MultiplyAdd(x, b0, cA0); cA1 = TO.MultiplyAdd(x, b1, cA1); }
             if (rows > 11) { x = TO.Broadcast(e + r5); cB0 = TO.MultiplyAdd(x, b0, cB0); cB1 = TO.MultiplyAdd(x, b1, cB1); }
-            a += aStep; b += bStep;
+            a += aStep; b += NR;
             if (rows > 6) e += aStep;
         }
         // Row r of C gets its sums added to from_r: C's own row, or for the first depth block of a beta = 0 product the

@@ -22,7 +22,7 @@ namespace DeepSeq.Core.Layers.Convolution;
 /// y = col·Wᵀ + b. Backward: dW += dyᵀ·col; db += Σ dy; dcol = dy·W; dx += col2im(dcol). With stride 1 and
 /// p = (KH − 1)/2, dx is itself a convolution: dx = conv(dy zero-padded by p, W′) with
 /// W′[c, ky, kx, f] = W[f, KH − 1 − ky, KW − 1 − kx, c], which the direct path computes with the forward kernel.</para>
-/// <para>The batch is cut into chunks of whole images (about <see cref="ChunkRows"/> patch rows each, so a
+/// <para>The batch is cut into chunks of whole images (at most <see cref="ChunkRows"/> patch rows each, so a
 /// chunk's columns stay in cache); chunks run in parallel on the <see cref="WorkerPool"/>, each thread with its own
 /// column buffer and every multiply on that thread. Weight gradients are summed per chunk and then over chunks in chunk order, so the
 /// result does not depend on the thread count.</para>
@@ -99,7 +99,7 @@ public sealed class Conv2d : Module
             _forwardPacked ??= new PackedMatrix(PatchLength, OutChannels);
             _forwardPacked.PackIfChanged(true, Weight.Value.Data, PatchLength, Weight.Version); // Wᵀ (K, F)
         }
-        int perChunk = ImagesPerChunk(p);
+        int perChunk = ImagesPerChunk(n, p);
         fixed (float* px = x) fixed (float* py = y)
             WorkerPool.Run((n + perChunk - 1) / perChunk, new Chunks(this, backward: false, px, py, null, n, h, w, perChunk));
     }
@@ -112,7 +112,7 @@ public sealed class Conv2d : Module
         int p = OutputSize(h) * OutputSize(w), k = PatchLength, f = OutChannels;
         CheckLength(x.Length, n * h * w * InChannels, "x"); CheckLength(dy.Length, n * p * f, "dy");
         if (!dx.IsEmpty) CheckLength(dx.Length, x.Length, "dx");
-        int perChunk = ImagesPerChunk(p), chunks = (n + perChunk - 1) / perChunk;
+        int perChunk = ImagesPerChunk(n, p), chunks = (n + perChunk - 1) / perChunk;
         var parts = Buffer.Ensure(ref _dWeightParts, chunks * f * k);
         if (!dx.IsEmpty && Direct) PackStrips(ref _backwardStrips, ref _backwardStripsVersion, transposed: true);
         else if (!dx.IsEmpty)
@@ -181,7 +181,16 @@ public sealed class Conv2d : Module
         }
     }
 
-    static int ImagesPerChunk(int positions) => Math.Max(1, ChunkRows / positions);
+    // Images per chunk: about ChunkRows patch rows, in a multiple of four chunks where there are enough images, all of one
+    // size but the last, so that two or four threads get even shares (ResNet-20's last stage, 49 positions, was cut
+    // into 83 + 45 images, and one core waited for the other). The cut depends on the shapes alone, never on the
+    // thread count, and so do the results.
+    static int ImagesPerChunk(int n, int positions)
+    {
+        int perChunk = Math.Max(1, ChunkRows / positions), chunks = (n + perChunk - 1) / perChunk;
+        chunks = Math.Min(n, (chunks + 3) / 4 * 4);
+        return (n + chunks - 1) / chunks;
+    }
 
     // Chunks of whole images of one pass, run on the worker pool, each chunk's multiplies on the thread that runs it:
     // a struct holding pointers (pool threads cannot take spans), so a pass allocates nothing. y is dy in the
