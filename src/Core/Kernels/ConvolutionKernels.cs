@@ -4,9 +4,9 @@ using System.Runtime.Intrinsics;
 namespace DeepSeq.Core.Kernels;
 
 // The direct ("implicit GEMM") kernels of a stride-1 convolution with "same" padding, on zero-padded channels-last
-// images of Hp × Wp positions and C channels. The im2col matrix is never built: output position q of the padded
-// grid (q = oy·Wp + ox; the KW − 1 columns with ox ≥ Wo are computed and dropped) has, for kernel row ky, the
-// patch run image[(q + ky·Wp)·C .. + KW·C), so the micro-kernel broadcasts straight from the image. For a narrow
+// images of Hp × Wp positions and C channels. The im2col matrix is never built: output position (oy, ox), at
+// q = oy·Wp + ox of the padded grid, has for kernel row ky the patch run image[(q + ky·Wp)·C .. + KW·C), so the
+// micro-kernel broadcasts straight from the image. For a narrow
 // layer (16 filters) im2col and packing moved each value three times for 16 multiply-adds; here a value is read
 // from cache once per use. The product's tile is six patches (a row of C apart) × two vectors of filters; the weight
 // gradient's is a few filters × three vectors of a kernel row's values. Both read a little past the last image (the
@@ -38,7 +38,7 @@ internal unsafe struct PatchProduct : IVecKernel
     public readonly void Run<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int c = Channels, ks = Kernel, wp = PaddedWidth, f = OutChannels, w = TO.Count, s = 2 * w;
-        int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, k = ks * run, grid = ho * wp;
+        int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, k = ks * run, positions = ho * wo;
         long imageIn = (long)PaddedHeight * wp * c, imageOut = (long)ho * wo * f;
         bool accumulate = Accumulate;
         if (f <= w && run >= 2)
@@ -49,15 +49,17 @@ internal unsafe struct PatchProduct : IVecKernel
         for (int img = 0; img < Images; img++)
         {
             float* src = Source + img * imageIn, dst = Output + img * imageOut;
-            for (int q0 = 0; q0 < grid; q0 += 6)
+            for (int p0 = 0; p0 < positions; p0 += 6)
                 for (int col = 0; col < f; col += s)
                 {
+                    long o0 = Origin(p0, positions, wo, wp, c), o1 = Origin(p0 + 1, positions, wo, wp, c), o2 = Origin(p0 + 2, positions, wo, wp, c),
+                         o3 = Origin(p0 + 3, positions, wo, wp, c), o4 = Origin(p0 + 4, positions, wo, wp, c), o5 = Origin(p0 + 5, positions, wo, wp, c);
                     float* strip = Weights + (long)(col / s) * k * s;
                     TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                        c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
                     for (int ky = 0; ky < ks; ky++)
                     {
-                        float* a0 = src + (long)(q0 + ky * wp) * c, a1 = a0 + c, a2 = a1 + c, a3 = a2 + c, a4 = a3 + c, a5 = a4 + c;
+                        float* row = src + (long)ky * wp * c, a0 = row + o0, a1 = row + o1, a2 = row + o2, a3 = row + o3, a4 = row + o4, a5 = row + o5;
                         float* b = strip + (long)ky * run * s;
                         for (int j = 0; j < run; j++, b += s)
                         {
@@ -72,12 +74,12 @@ internal unsafe struct PatchProduct : IVecKernel
                         }
                     }
                     int n = Math.Min(s, f - col);
-                    Put<TV, TO>(dst, q0 + 0, grid, wp, wo, f, col, n, c00, c01, accumulate);
-                    Put<TV, TO>(dst, q0 + 1, grid, wp, wo, f, col, n, c10, c11, accumulate);
-                    Put<TV, TO>(dst, q0 + 2, grid, wp, wo, f, col, n, c20, c21, accumulate);
-                    Put<TV, TO>(dst, q0 + 3, grid, wp, wo, f, col, n, c30, c31, accumulate);
-                    Put<TV, TO>(dst, q0 + 4, grid, wp, wo, f, col, n, c40, c41, accumulate);
-                    Put<TV, TO>(dst, q0 + 5, grid, wp, wo, f, col, n, c50, c51, accumulate);
+                    Put<TV, TO>(dst, p0 + 0, positions, f, col, n, c00, c01, accumulate);
+                    Put<TV, TO>(dst, p0 + 1, positions, f, col, n, c10, c11, accumulate);
+                    Put<TV, TO>(dst, p0 + 2, positions, f, col, n, c20, c21, accumulate);
+                    Put<TV, TO>(dst, p0 + 3, positions, f, col, n, c30, c31, accumulate);
+                    Put<TV, TO>(dst, p0 + 4, positions, f, col, n, c40, c41, accumulate);
+                    Put<TV, TO>(dst, p0 + 5, positions, f, col, n, c50, c51, accumulate);
                 }
         }
     }
@@ -89,19 +91,21 @@ internal unsafe struct PatchProduct : IVecKernel
     readonly void Narrow<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
     {
         int c = Channels, ks = Kernel, wp = PaddedWidth, f = OutChannels, s = 2 * TO.Count;
-        int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, half = run / 2, grid = ho * wp;
+        int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, half = run / 2, positions = ho * wo;
         long imageIn = (long)PaddedHeight * wp * c, imageOut = (long)ho * wo * f;
         bool accumulate = Accumulate;
         for (int img = 0; img < Images; img++)
         {
             float* src = Source + img * imageIn, dst = Output + img * imageOut;
-            for (int q0 = 0; q0 < grid; q0 += 6)
+            for (int p0 = 0; p0 < positions; p0 += 6)
             {
+                long o0 = Origin(p0, positions, wo, wp, c), o1 = Origin(p0 + 1, positions, wo, wp, c), o2 = Origin(p0 + 2, positions, wo, wp, c),
+                     o3 = Origin(p0 + 3, positions, wo, wp, c), o4 = Origin(p0 + 4, positions, wo, wp, c), o5 = Origin(p0 + 5, positions, wo, wp, c);
                 TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                    c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
                 for (int ky = 0; ky < ks; ky++)
                 {
-                    float* a0 = src + (long)(q0 + ky * wp) * c, a1 = a0 + c, a2 = a1 + c, a3 = a2 + c, a4 = a3 + c, a5 = a4 + c;
+                    float* row = src + (long)ky * wp * c, a0 = row + o0, a1 = row + o1, a2 = row + o2, a3 = row + o3, a4 = row + o4, a5 = row + o5;
                     float* b = Weights + (long)ky * run * s, bh = b + (long)half * s;
                     for (int j = 0, jh = half; j < half; j++, jh++, b += s, bh += s)
                     {
@@ -123,35 +127,45 @@ internal unsafe struct PatchProduct : IVecKernel
                         c41 = TO.MultiplyAdd(TO.Broadcast(a4 + j), b1, c41); c51 = TO.MultiplyAdd(TO.Broadcast(a5 + j), b1, c51);
                     }
                 }
-                Put<TV, TO>(dst, q0 + 0, grid, wp, wo, f, 0, f, TO.Add(c00, c01), default, accumulate);
-                Put<TV, TO>(dst, q0 + 1, grid, wp, wo, f, 0, f, TO.Add(c10, c11), default, accumulate);
-                Put<TV, TO>(dst, q0 + 2, grid, wp, wo, f, 0, f, TO.Add(c20, c21), default, accumulate);
-                Put<TV, TO>(dst, q0 + 3, grid, wp, wo, f, 0, f, TO.Add(c30, c31), default, accumulate);
-                Put<TV, TO>(dst, q0 + 4, grid, wp, wo, f, 0, f, TO.Add(c40, c41), default, accumulate);
-                Put<TV, TO>(dst, q0 + 5, grid, wp, wo, f, 0, f, TO.Add(c50, c51), default, accumulate);
+                Put<TV, TO>(dst, p0 + 0, positions, f, 0, f, TO.Add(c00, c01), default, accumulate);
+                Put<TV, TO>(dst, p0 + 1, positions, f, 0, f, TO.Add(c10, c11), default, accumulate);
+                Put<TV, TO>(dst, p0 + 2, positions, f, 0, f, TO.Add(c20, c21), default, accumulate);
+                Put<TV, TO>(dst, p0 + 3, positions, f, 0, f, TO.Add(c30, c31), default, accumulate);
+                Put<TV, TO>(dst, p0 + 4, positions, f, 0, f, TO.Add(c40, c41), default, accumulate);
+                Put<TV, TO>(dst, p0 + 5, positions, f, 0, f, TO.Add(c50, c51), default, accumulate);
             }
         }
     }
 
-    // Writes (or adds) the n ≤ 2W columns of grid position q, unless q is a dropped column or past the grid.
+    // Where output position p (of Ho·Wo) reads its patch in a padded image: (oy·Wp + ox)·C. A tile takes six
+    // consecutive output positions, so a row of the tile may start a new image row; the tile past the last position
+    // reads the last one again (and does not write it). Tiles over the padded grid's positions instead computed its
+    // KW − 1 extra columns and dropped them, two of every nine positions of a 7 × 7 image.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Put<TV, TO>(float* dst, int q, int grid, int wp, int wo, int f, int col, int n, TV lo, TV hi, bool accumulate)
+    static long Origin(int p, int positions, int wo, int wp, int c)
+    {
+        p = Math.Min(p, positions - 1);
+        int oy = p / wo;
+        return ((long)oy * wp + p - oy * wo) * c;
+    }
+
+    // Writes (or adds) the n ≤ 2W columns of output position p, unless p is past the last one.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put<TV, TO>(float* dst, int p, int positions, int f, int col, int n, TV lo, TV hi, bool accumulate)
         where TV : unmanaged where TO : ISimd<TV>
     {
-        if (q >= grid) return;
-        int oy = q / wp, ox = q - oy * wp;
-        if (ox >= wo) return;
-        float* p = dst + ((long)oy * wo + ox) * f + col;
+        if (p >= positions) return;
+        float* at = dst + (long)p * f + col;
         int w = TO.Count, n0 = Math.Min(w, n), n1 = n - n0;
         var l = new Vec<TV, TO>(lo);
         var h = new Vec<TV, TO>(hi);
         if (accumulate)
         {
-            l += Lanes.Load<TV, TO>(p, n0);
-            if (n1 > 0) h += Lanes.Load<TV, TO>(p + w, n1);
+            l += Lanes.Load<TV, TO>(at, n0);
+            if (n1 > 0) h += Lanes.Load<TV, TO>(at + w, n1);
         }
-        Lanes.Store(p, l, n0);
-        if (n1 > 0) Lanes.Store(p + w, h, n1);
+        Lanes.Store(at, l, n0);
+        if (n1 > 0) Lanes.Store(at + w, h, n1);
     }
 }
 
