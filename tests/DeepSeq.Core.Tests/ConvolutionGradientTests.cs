@@ -317,6 +317,59 @@ public sealed class ConvolutionGradientTests
         foreach (var (name, p) in block.NamedParameters()) GradientCheck.Check(name, p, Loss, samples: 12, step: 1e-4f, absTol: 1e-2, requireSignal: false);
     }
 
+    // The internal backward passes that write dx instead of adding to it (the blocks' scratch is never cleared): written
+    // over NaN they give what the adding form gives from zeros, and the adding form adds exactly that onto a dx. Every
+    // way a convolution makes dx (direct, im2col, pointwise), batch norm, an element-wise and a serial activation, and
+    // whole blocks with and without a projection.
+    [TestMethod]
+    public void InputGradientsAreWrittenOrAddedAsAsked()
+    {
+        var rng = new Random(33);
+        int n = 3, h = 6, w = 5;
+        void Check(string name, int length, Action<float[], bool> backward)
+        {
+            var fromZeros = new float[length];
+            backward(fromZeros, true);
+            var written = Enumerable.Repeat(float.NaN, length).ToArray();
+            backward(written, false);
+            CollectionAssert.AreEqual(fromZeros, written, name + ": written over NaN");
+            var added = GradientCheck.Random(length, rng);
+            var expected = added.Zip(fromZeros, (a, b) => a + b).ToArray();
+            backward(added, true);
+            GradientCheck.AssertClose(expected, added, 1e-6, 1e-5, name + ": added");
+        }
+        foreach (var (kernel, stride, padding) in new[] { (3, 1, 1), (3, 2, 1), (1, 1, 0) })
+        {
+            var conv = new Conv2d(4, 5, kernel, stride, padding);
+            GradientCheck.Randomize(conv, rng);
+            var x = GradientCheck.Random(n * h * w * 4, rng);
+            var dy = GradientCheck.Random(n * conv.OutputSize(h) * conv.OutputSize(w) * 5, rng);
+            Check($"conv {kernel}×{kernel} stride {stride}", x.Length, (dx, accumulate) => conv.Backward(dx, dy, x, n, h, w, accumulate));
+        }
+        int rows = n * h * w, c = 6;
+        var values = GradientCheck.Random(rows * c, rng); var outputs = new float[values.Length]; var grads = GradientCheck.Random(values.Length, rng);
+        var norm = new BatchNorm2d(c);
+        GradientCheck.Randomize(norm, rng);
+        norm.Forward(outputs, values, rows, training: true);
+        Check("batch norm", values.Length, (dx, accumulate) => norm.Backward(dx, grads, rows, accumulate));
+        foreach (var function in new[] { ActivationFunction.Relu, ActivationFunction.PRelu })
+        {
+            var act = new ActivationLayer(function, c);
+            act.Forward(outputs, values, rows, training: true);
+            Check(function.ToString(), values.Length, (dx, accumulate) => act.Backward(dx, grads, values, outputs, rows, accumulate));
+        }
+        foreach (var (cin, stride) in new[] { (4, 1), (3, 2) })
+        {
+            var block = new BasicBlock(cin, 4, stride, residual: true, batchNorm: true, ActivationFunction.Relu);
+            GradientCheck.Randomize(block, rng);
+            var x = GradientCheck.Random(n * h * w * cin, rng);
+            var y = new float[n * block.OutputSize(h) * block.OutputSize(w) * 4];
+            var dy = GradientCheck.Random(y.Length, rng);
+            block.Forward(y, x, n, h, w, training: true);
+            Check($"block {cin} → 4, stride {stride}", x.Length, (dx, accumulate) => block.Backward(dx, dy, x, y, accumulate));
+        }
+    }
+
     [TestMethod]
     public void ImageClassifierGradientsMatchFiniteDifferences()
     {

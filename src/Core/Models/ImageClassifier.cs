@@ -223,22 +223,19 @@ public sealed class ImageClassifier : Module
         {
             var input = BlockInput(i, n);
             var dx = (dy.Overlaps(_dA) ? _dB : _dA).AsSpan(0, input.Length);
-            dx.Clear();
-            _blocks[i].Backward(dx, dy, input, Output(i, n));
+            _blocks[i].Backward(dx, dy, input, Output(i, n), accumulate: false);
             dy = dx;
         }
         int rows = n * h * w;
         var a = _stemA.AsSpan(0, rows * _stemConv.OutChannels);
         var b = _stemNorm is null ? a : _stemB.AsSpan(0, a.Length);
         var db = (dy.Overlaps(_dA) ? _dB : _dA).AsSpan(0, b.Length);
-        db.Clear();
-        _stemAct.Backward(db, dy, b, _stem.AsSpan(0, rows * _stemAct.Channels), rows);
+        _stemAct.Backward(db, dy, b, _stem.AsSpan(0, rows * _stemAct.Channels), rows, accumulate: false);
         var da = db;
         if (_stemNorm is not null)
         {
             da = (db.Overlaps(_dA) ? _dB : _dA).AsSpan(0, a.Length);
-            da.Clear();
-            _stemNorm.Backward(da, db, rows);
+            _stemNorm.Backward(da, db, rows, accumulate: false);
         }
         _stemConv.Backward(default, da, _input.AsSpan(0, n * h * w * Config.Channels), n, h, w);
     }

@@ -79,29 +79,46 @@ public sealed unsafe class ActivationLayer : Module
 
     /// <summary>dx += dy·f'(x), given the forward's x and y (and the slopes or winners it kept).</summary>
     public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> y, int rows)
+        => Backward(dx, dy, x, y, rows, accumulate: true);
+
+    /// <summary>dx += dy·f'(x), or dx = dy·f'(x) when not <paramref name="accumulate"/> (dx need not be cleared first).</summary>
+    internal void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> y, int rows, bool accumulate)
     {
-        if (_prelu is not null) _prelu.Backward(dx, dy, x, rows, 1);
-        else if (_rrelu is not null) _rrelu.Backward(dx, dy, x);
-        else if (_maxout is not null) _maxout.Backward(dx, dy);
-        else
+        if (_prelu is not null || _rrelu is not null || _maxout is not null)
         {
-            if (x.Length != dx.Length || y.Length != dx.Length || dy.Length != dx.Length) throw new ArgumentException($"{Function}'s backward needs x, y, dx and dy of one length, got {x.Length}, {y.Length}, {dx.Length} and {dy.Length}.");
-            fixed (float* pdx = dx, pdy = dy, px = x, py = y) ParallelRange.Run(dx.Length, Quantum, new Elementwise(_elementwise, py, px, pdx, pdy));
+            if (!accumulate) dx.Clear();
+            if (_prelu is not null) _prelu.Backward(dx, dy, x, rows, 1);
+            else if (_rrelu is not null) _rrelu.Backward(dx, dy, x);
+            else _maxout!.Backward(dx, dy);
+            return;
         }
+        if (x.Length != dx.Length || y.Length != dx.Length || dy.Length != dx.Length) throw new ArgumentException($"{Function}'s backward needs x, y, dx and dy of one length, got {x.Length}, {y.Length}, {dx.Length} and {dy.Length}.");
+        fixed (float* pdx = dx, pdy = dy, px = x, py = y) ParallelRange.Run(dx.Length, Quantum, new Elementwise(_elementwise, py, px, pdx, pdy, accumulate));
     }
 
     // Values per quantum of a split element-wise pass: whole cache lines.
     const int Quantum = 16;
+    // Values a backward pass that overwrites dx clears and then adds to at a time, while they are in L1.
+    const int Block = 2048;
 
     // The parameter-free functions, split over the worker pool (each value's result does not depend on the split);
     // forward when dx is null. PReLU (per-channel slope gradients), RReLU (one random stream) and maxout stay serial.
-    readonly struct Elementwise(Activation f, float* y, float* x, float* dx, float* dy) : IRangeWork
+    readonly struct Elementwise(Activation f, float* y, float* x, float* dx, float* dy, bool accumulate = true) : IRangeWork
     {
         public void Run(int start, int length)
         {
-            if (dx == null) f.Forward(new Span<float>(y + start, length), new ReadOnlySpan<float>(x + start, length));
-            else f.Backward(new Span<float>(dx + start, length), new ReadOnlySpan<float>(dy + start, length),
-                new ReadOnlySpan<float>(x + start, length), new ReadOnlySpan<float>(y + start, length));
+            if (dx == null)
+            {
+                f.Forward(new Span<float>(y + start, length), new ReadOnlySpan<float>(x + start, length));
+                return;
+            }
+            for (int at = start, end = start + length; at < end; at += Block)
+            {
+                int n = Math.Min(Block, end - at);
+                var d = new Span<float>(dx + at, n);
+                if (!accumulate) d.Clear();
+                f.Backward(d, new ReadOnlySpan<float>(dy + at, n), new ReadOnlySpan<float>(x + at, n), new ReadOnlySpan<float>(y + at, n));
+            }
         }
     }
 }

@@ -95,61 +95,60 @@ public sealed class BasicBlock : Module
         if (Maxout)
         {
             _act2.Forward(z, b2, rows, training);
-            z.CopyTo(y);
-            AddShortcut(y, x, n, h, w, rows, training);
+            AddShortcut(y, z, x, n, h, w, rows, training);
         }
         else
         {
-            b2.CopyTo(z);
-            AddShortcut(z, x, n, h, w, rows, training);
+            AddShortcut(z, b2, x, n, h, w, rows, training);
             _act2.Forward(y, z, rows, training);
         }
     }
 
-    // target += shortcut(x): x itself, or the normalised projection (kept for backward).
-    void AddShortcut(Span<float> target, ReadOnlySpan<float> x, int n, int h, int w, int rows, bool training)
+    // target = from + shortcut(x): x itself, or the normalised projection (kept for backward); from alone in a plain block.
+    void AddShortcut(Span<float> target, ReadOnlySpan<float> from, ReadOnlySpan<float> x, int n, int h, int w, int rows, bool training)
     {
-        if (!Residual) return;
-        if (_shortcut is null) { TensorPrimitives.Add(target, x, target); return; }
+        if (!Residual) { from.CopyTo(target); return; }
+        if (_shortcut is null) { TensorPrimitives.Add(from, x, target); return; }
         var s = Take(ref _s, rows * OutChannels); var sb = _shortcutNorm is null ? s : Take(ref _sb, rows * OutChannels);
         _shortcut.Forward(s, x, n, h, w);
         _shortcutNorm?.Forward(sb, s, rows, training);
-        TensorPrimitives.Add(target, sb, target);
+        TensorPrimitives.Add(from, sb, target);
     }
 
     /// <summary>Adds every parameter's gradient and dx += dL/dx (skipped when <paramref name="dx"/> is empty), from dy and the forward's x and y.</summary>
     public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> y)
+        => Backward(dx, dy, x, y, accumulate: true);
+
+    /// <summary>
+    /// As the public overload, writing dx instead of adding to it when not <paramref name="accumulate"/>. Every layer
+    /// inside writes its input gradient into its scratch rather than adding it onto a cleared one: the clears were
+    /// whole passes over the block's activations, on one thread.
+    /// </summary>
+    internal void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> y, bool accumulate)
     {
         int n = _n, h = _h, w = _w, ho = OutputSize(h), wo = OutputSize(w), rows = n * ho * wo, c = OutChannels, kc = _conv1.OutChannels;
         var g1 = Take(ref _g1, rows * kc); var g2 = Take(ref _g2, rows * kc); var g3 = Take(ref _g3, rows * c); var g4 = Take(ref _g4, rows * c);
         var b1 = (_bn1 is null ? _a1 : _b1).AsSpan(0, rows * kc); var h1 = _h1.AsSpan(0, rows * c);
         var b2 = (_bn2 is null ? _a2 : _b2).AsSpan(0, rows * kc); var z = _z.AsSpan(0, rows * c);
-        // dz: the gradient at the sum, which flows into both branches.
-        var dz = g3;
-        if (Maxout) dy.CopyTo(dz);
-        else { dz.Clear(); _act2.Backward(dz, dy, z, y, rows); }
+        // dz: the gradient at the sum, which flows into both branches (maxout: dy itself).
+        ReadOnlySpan<float> dz = dy;
+        if (!Maxout) { _act2.Backward(g3, dy, z, y, rows, accumulate: false); dz = g3; }
         // Second convolution's branch: db2 → da2 → dh1.
-        var db2 = g1; db2.Clear();
-        if (Maxout) _act2.Backward(db2, dz, b2, z, rows);
-        else dz.CopyTo(db2);
-        var da2 = _bn2 is null ? db2 : g2;
-        if (_bn2 is not null) { da2.Clear(); _bn2.Backward(da2, db2, rows); }
+        ReadOnlySpan<float> db2 = dz;
+        if (Maxout) { _act2.Backward(g1, dz, b2, z, rows, accumulate: false); db2 = g1; }
+        ReadOnlySpan<float> da2 = db2;
+        if (_bn2 is not null) { _bn2.Backward(g2, db2, rows, accumulate: false); da2 = g2; }
         var dh1 = g4;
-        dh1.Clear();
-        _conv2.Backward(dh1, da2, h1, n, ho, wo);
-        var db1 = g2; db1.Clear();
-        _act1.Backward(db1, dh1, b1, h1, rows);
-        var da1 = _bn1 is null ? db1 : g1;
-        if (_bn1 is not null) { da1.Clear(); _bn1.Backward(da1, db1, rows); }
-        _conv1.Backward(dx, da1, x, n, h, w);
+        _conv2.Backward(dh1, da2, h1, n, ho, wo, accumulate: false);
+        var db1 = g2;
+        _act1.Backward(db1, dh1, b1, h1, rows, accumulate: false);
+        ReadOnlySpan<float> da1 = db1;
+        if (_bn1 is not null) { _bn1.Backward(g1, db1, rows, accumulate: false); da1 = g1; }
+        _conv1.Backward(dx, da1, x, n, h, w, accumulate);
         if (!Residual) return;
         if (_shortcut is null) { if (!dx.IsEmpty) TensorPrimitives.Add(dx, dz, dx); return; }
-        var ds = dz;
-        if (_shortcutNorm is not null)
-        {
-            ds = g2.Slice(0, rows * c); ds.Clear();
-            _shortcutNorm.Backward(ds, dz, rows);
-        }
+        ReadOnlySpan<float> ds = dz;
+        if (_shortcutNorm is not null) { _shortcutNorm.Backward(g2[..(rows * c)], dz, rows, accumulate: false); ds = g2[..(rows * c)]; }
         _shortcut.Backward(dx, ds, x, n, h, w);
     }
 

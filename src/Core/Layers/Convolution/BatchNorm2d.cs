@@ -119,7 +119,10 @@ public sealed unsafe class BatchNorm2d : Module
     }
 
     /// <summary>dγ += Σ dy·x̂; dβ += Σ dy; dx += the input gradient of the last forward's mode (see the remarks).</summary>
-    public void Backward(Span<float> dx, ReadOnlySpan<float> dy, int rows)
+    public void Backward(Span<float> dx, ReadOnlySpan<float> dy, int rows) => Backward(dx, dy, rows, accumulate: true);
+
+    /// <summary>As <see cref="Backward(Span{float}, ReadOnlySpan{float}, int)"/>, writing dx instead of adding to it when not <paramref name="accumulate"/>.</summary>
+    internal void Backward(Span<float> dx, ReadOnlySpan<float> dy, int rows, bool accumulate)
     {
         int c = Channels;
         var norm = (_normalized ?? throw new InvalidOperationException("Backward called before Forward.")).AsSpan(0, rows * c);
@@ -138,11 +141,11 @@ public sealed unsafe class BatchNorm2d : Module
         }
         Tile(_scale); Tile(_offset); Tile(_mean);
         fixed (float* pdx = dx, pdy = dy, pn = norm, pg = _scale, pb = _offset, pm = _mean)
-            ParallelRange.Run(rows * c, _scale.Length, new InputGradient(pdx, pdy, pn, pg, pb, pm, _scale.Length, _trainingForward));
+            ParallelRange.Run(rows * c, _scale.Length, new InputGradient(pdx, pdy, pn, pg, pb, pm, _scale.Length, _trainingForward, accumulate));
     }
 
-    // dx += γσ⁻¹·dy (+ x̂·coefficient + offset in training mode) on a range that starts at a whole tile.
-    readonly struct InputGradient(float* dx, float* dy, float* norm, float* scale, float* offset, float* coefficient, int tile, bool training) : IRangeWork
+    // dx (+)= γσ⁻¹·dy (+ x̂·coefficient + offset in training mode) on a range that starts at a whole tile.
+    readonly struct InputGradient(float* dx, float* dy, float* norm, float* scale, float* offset, float* coefficient, int tile, bool training, bool accumulate) : IRangeWork
     {
         public void Run(int start, int length)
         {
@@ -150,7 +153,9 @@ public sealed unsafe class BatchNorm2d : Module
             {
                 int len = Math.Min(tile, end - at);
                 var d = new Span<float>(dx + at, len);
-                TensorPrimitives.FusedMultiplyAdd(new ReadOnlySpan<float>(dy + at, len), new ReadOnlySpan<float>(scale, len), d, d);
+                var scaled = new ReadOnlySpan<float>(dy + at, len);
+                if (accumulate) TensorPrimitives.FusedMultiplyAdd(scaled, new ReadOnlySpan<float>(scale, len), d, d);
+                else TensorPrimitives.Multiply(scaled, new ReadOnlySpan<float>(scale, len), d);
                 if (!training) continue;
                 TensorPrimitives.FusedMultiplyAdd(new ReadOnlySpan<float>(norm + at, len), new ReadOnlySpan<float>(coefficient, len), d, d);
                 TensorPrimitives.Add(d, new ReadOnlySpan<float>(offset, len), d);

@@ -101,13 +101,17 @@ public sealed class Conv2d : Module
         }
         int perChunk = ImagesPerChunk(n, p);
         fixed (float* px = x) fixed (float* py = y)
-            WorkerPool.Run((n + perChunk - 1) / perChunk, new Chunks(this, backward: false, px, py, null, n, h, w, perChunk));
+            WorkerPool.Run((n + perChunk - 1) / perChunk, new Chunks(this, backward: false, px, py, null, n, h, w, perChunk, accumulate: false));
     }
 
     /// <summary>
     /// dW += dyᵀ·col; db += Σ dy; dx += col2im(dy·W) (skipped when <paramref name="dx"/> is empty: the input image).
     /// </summary>
-    public unsafe void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int n, int h, int w)
+    public void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int n, int h, int w)
+        => Backward(dx, dy, x, n, h, w, accumulate: true);
+
+    /// <summary>As the public overload, writing dx instead of adding to it when not <paramref name="accumulate"/>.</summary>
+    internal unsafe void Backward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int n, int h, int w, bool accumulate)
     {
         int p = OutputSize(h) * OutputSize(w), k = PatchLength, f = OutChannels;
         CheckLength(x.Length, n * h * w * InChannels, "x"); CheckLength(dy.Length, n * p * f, "dy");
@@ -121,7 +125,7 @@ public sealed class Conv2d : Module
             _backwardPacked.PackIfChanged(false, Weight.Value.Data, k, Weight.Version); // W (F, K)
         }
         fixed (float* px = x) fixed (float* pdy = dy) fixed (float* pdx = dx) // an empty dx pins as null: no dx wanted
-            WorkerPool.Run(chunks, new Chunks(this, backward: true, px, pdy, pdx, n, h, w, perChunk));
+            WorkerPool.Run(chunks, new Chunks(this, backward: true, px, pdy, pdx, n, h, w, perChunk, accumulate));
         var dW = Weight.Gradient.Data;
         for (int c = 0; c < chunks; c++) TensorPrimitives.Add(dW, parts.AsSpan(c * f * k, f * k), dW);
         if (Bias is not null)
@@ -150,8 +154,9 @@ public sealed class Conv2d : Module
         else Gemm.MultiplyAddRow(rows, col, k, _forwardPacked!, bias, y, f);
     }
 
-    // Images [i0, i1) of the backward pass: the chunk's weight gradient into its own part, and its dx unless pdx is null.
-    unsafe void BackwardChunk(float* px, float* pdy, float* pdx, int n, int h, int w, int i0, int i1, int chunk)
+    // Images [i0, i1) of the backward pass: the chunk's weight gradient into its own part, and its dx (added to it, or
+    // written) unless pdx is null.
+    unsafe void BackwardChunk(float* px, float* pdy, float* pdx, int n, int h, int w, int i0, int i1, int chunk, bool accumulate)
     {
         int ho = OutputSize(h), wo = OutputSize(w), p = ho * wo, k = PatchLength, f = OutChannels, c = InChannels;
         int images = i1 - i0, rows = images * p;
@@ -165,18 +170,19 @@ public sealed class Conv2d : Module
             var paddedX = Pad(ref t_columns, x.Slice(i0 * h * w * c, images * h * w * c), images, h, w, c);
             var paddedDy = Pad(ref t_paddedGradients, dy, images, h, w, f);
             Gradient(paddedX, paddedDy, part, images, h, w);
-            if (!dx.IsEmpty) Product(paddedDy, f, _backwardStrips!, dx.Slice(i0 * h * w * c, images * h * w * c), c, images, h, w, accumulate: true);
+            if (!dx.IsEmpty) Product(paddedDy, f, _backwardStrips!, dx.Slice(i0 * h * w * c, images * h * w * c), c, images, h, w, accumulate);
             return;
         }
         ReadOnlySpan<float> col = Pointwise ? x.Slice(i0 * p * k, rows * k) : Im2Col(x, i0, i1, h, w, ho, wo);
         Gemm.Multiply(true, false, f, k, rows, 1f, dy, f, col, k, 0f, part, k);
         if (dx.IsEmpty) return;
         if (Pointwise)
-            Gemm.Multiply(false, rows, 1f, dy, f, _backwardPacked!, 1f, dx.Slice(i0 * p * k, rows * k), k);
+            Gemm.Multiply(false, rows, 1f, dy, f, _backwardPacked!, accumulate ? 1f : 0f, dx.Slice(i0 * p * k, rows * k), k);
         else
         {
             var dcol = Buffer.Ensure(ref t_columns, rows * k);
             Gemm.Multiply(false, rows, 1f, dy, f, _backwardPacked!, 0f, dcol, k);
+            if (!accumulate) dx.Slice(i0 * h * w * c, images * h * w * c).Clear(); // the chunk's own images
             Col2ImAdd(dx, dcol, i0, i1, h, w, ho, wo);
         }
     }
@@ -195,12 +201,12 @@ public sealed class Conv2d : Module
     // Chunks of whole images of one pass, run on the worker pool, each chunk's multiplies on the thread that runs it:
     // a struct holding pointers (pool threads cannot take spans), so a pass allocates nothing. y is dy in the
     // backward pass; dx is null in the forward pass and in a backward pass that wants no dx.
-    readonly unsafe struct Chunks(Conv2d layer, bool backward, float* x, float* y, float* dx, int n, int h, int w, int perChunk) : IPoolWork
+    readonly unsafe struct Chunks(Conv2d layer, bool backward, float* x, float* y, float* dx, int n, int h, int w, int perChunk, bool accumulate) : IPoolWork
     {
         public void Run(int chunk)
         {
             int i0 = chunk * perChunk, i1 = Math.Min(n, i0 + perChunk);
-            if (backward) layer.BackwardChunk(x, y, dx, n, h, w, i0, i1, chunk);
+            if (backward) layer.BackwardChunk(x, y, dx, n, h, w, i0, i1, chunk, accumulate);
             else layer.ForwardChunk(x, y, n, h, w, i0, i1);
         }
     }
