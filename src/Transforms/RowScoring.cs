@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using DeepSeq.Core.Kernels;
 using DeepSeq.Core.Models;
 using Microsoft.ML.Data;
 
@@ -102,16 +103,46 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
     /// prediction: in batches of up to <see cref="BatchRows"/> rows of similar lengths, so that few steps run
     /// with only a few rows left. <paramref name="rows"/> is left sorted by length, longest first.
     /// </summary>
+    /// <remarks>
+    /// With several batches and several threads (<see cref="Gemm.Threads"/>), the batches are shared out between
+    /// threads, each scoring whole batches with every multiply on its own thread and its own model instance: the
+    /// pooling, the head and each batch's setup then run beside the other thread's work instead of on one thread while
+    /// the other waited, and the recurrent steps need no hand-off between cores. Each batch computes what it computes
+    /// on one thread, so the scores do not change.
+    /// </remarks>
     public void PredictBlock(Span<ScoringRow> rows)
     {
         rows.Sort(static (a, b) => b.Length.CompareTo(a.Length));
-        var item = Rent();
+        int batches = (rows.Length + BatchRows - 1) / BatchRows, lanes = Math.Min(batches, Gemm.Threads);
+        if (lanes > 1)
+        {
+            var sorted = rows.ToArray();
+            int next = -1;
+            Parallel.For(0, lanes, new ParallelOptions { MaxDegreeOfParallelism = lanes }, _ =>
+            {
+                var item = Rent();
+                try
+                {
+                    Gemm.Serially(() =>
+                    {
+                        for (int b; (b = Interlocked.Increment(ref next)) < batches;)
+                        {
+                            int start = b * BatchRows;
+                            PredictBatch(item.Model, item.Batch, sorted.AsSpan(start, Math.Min(BatchRows, sorted.Length - start)));
+                        }
+                    });
+                }
+                finally { _pool.Add(item); }
+            });
+            return;
+        }
+        var one = Rent();
         try
         {
             for (int start = 0; start < rows.Length; start += BatchRows)
-                PredictBatch(item.Model, item.Batch, rows.Slice(start, Math.Min(BatchRows, rows.Length - start)));
+                PredictBatch(one.Model, one.Batch, rows.Slice(start, Math.Min(BatchRows, rows.Length - start)));
         }
-        finally { _pool.Add(item); }
+        finally { _pool.Add(one); }
     }
 
     void PredictBatch(SequenceModel model, SequenceBatch batch, ReadOnlySpan<ScoringRow> rows)
