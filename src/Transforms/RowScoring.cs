@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using DeepSeq.Core.Kernels;
 using DeepSeq.Core.Models;
@@ -116,8 +117,25 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
         int batches = (rows.Length + BatchRows - 1) / BatchRows, lanes = Math.Min(batches, Gemm.Threads);
         if (lanes > 1)
         {
-            var sorted = rows.ToArray();
-            int next = -1;
+            ScoreInLanes(rows.ToArray(), batches, lanes);
+            return;
+        }
+        var one = Rent();
+        try
+        {
+            for (int start = 0; start < rows.Length; start += BatchRows)
+                PredictBatch(one.Model, one.Batch, rows.Slice(start, Math.Min(BatchRows, rows.Length - start)));
+        }
+        finally { _pool.Add(one); }
+    }
+
+    // Batches claimed one at a time by each of the lanes, every multiply on the lane's thread; a batch's error is raised
+    // as it is on one thread (not wrapped by Parallel.For).
+    void ScoreInLanes(ScoringRow[] sorted, int batches, int lanes)
+    {
+        int next = -1;
+        try
+        {
             Parallel.For(0, lanes, new ParallelOptions { MaxDegreeOfParallelism = lanes }, _ =>
             {
                 var item = Rent();
@@ -134,15 +152,11 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
                 }
                 finally { _pool.Add(item); }
             });
-            return;
         }
-        var one = Rent();
-        try
+        catch (AggregateException e)
         {
-            for (int start = 0; start < rows.Length; start += BatchRows)
-                PredictBatch(one.Model, one.Batch, rows.Slice(start, Math.Min(BatchRows, rows.Length - start)));
+            ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
         }
-        finally { _pool.Add(one); }
     }
 
     void PredictBatch(SequenceModel model, SequenceBatch batch, ReadOnlySpan<ScoringRow> rows)

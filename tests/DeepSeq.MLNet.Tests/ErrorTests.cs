@@ -104,6 +104,31 @@ public sealed class ErrorTests
         return ModelFormat.Write(SavedSequenceModel.From(model, SequenceTask.BinaryClassification, [], 400, false, 1));
     }
 
+    // A failure inside a batch's forward (here a token id past the vocabulary, put in behind Read's check) reaches the
+    // block scorer as itself, whether the block's batches run on one thread or are shared out between threads.
+    [TestMethod]
+    public void ABatchFailureInABlockRaisesTheSameErrorOnOneThreadAndOnSeveral()
+    {
+        var model = new LoadedModel(ModelFormat.Read(ValidBlob()));
+        ScoringRow[] Rows()
+        {
+            var rows = new ScoringRow[3 * LoadedModel.BatchRows + 5];
+            for (int i = 0; i < rows.Length; i++)
+            {
+                rows[i] = new ScoringRow();
+                model.Read(rows[i], [1u, 2u, 3u, (uint)(i % 20 + 1)], default);
+            }
+            rows[^1].Tokens[0] = 999;
+            return rows;
+        }
+        Exception serial;
+        using (Core.Kernels.Gemm.LimitThreads(1)) serial = Assert.Throws<Exception>(() => model.PredictBlock(Rows()));
+        var shared = Assert.Throws<Exception>(() => model.PredictBlock(Rows()));
+        Assert.IsNotInstanceOfType<AggregateException>(shared);
+        Assert.AreEqual(serial.GetType(), shared.GetType());
+        Assert.AreEqual(serial.Message, shared.Message);
+    }
+
     [TestMethod]
     public void DamagedModelGivesAClearErrorWhenScoring()
     {
