@@ -50,10 +50,11 @@ internal unsafe struct PatchProduct : IVecKernel
         {
             float* src = Source + img * imageIn, dst = Output + img * imageOut;
             for (int p0 = 0; p0 < positions; p0 += 6)
+            {
+                long o0 = Origin(p0, positions, wo, wp, c), o1 = Origin(p0 + 1, positions, wo, wp, c), o2 = Origin(p0 + 2, positions, wo, wp, c),
+                     o3 = Origin(p0 + 3, positions, wo, wp, c), o4 = Origin(p0 + 4, positions, wo, wp, c), o5 = Origin(p0 + 5, positions, wo, wp, c);
                 for (int col = 0; col < f; col += s)
                 {
-                    long o0 = Origin(p0, positions, wo, wp, c), o1 = Origin(p0 + 1, positions, wo, wp, c), o2 = Origin(p0 + 2, positions, wo, wp, c),
-                         o3 = Origin(p0 + 3, positions, wo, wp, c), o4 = Origin(p0 + 4, positions, wo, wp, c), o5 = Origin(p0 + 5, positions, wo, wp, c);
                     float* strip = Weights + (long)(col / s) * k * s;
                     TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                        c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -81,6 +82,7 @@ internal unsafe struct PatchProduct : IVecKernel
                     Put<TV, TO>(dst, p0 + 4, positions, f, col, n, c40, c41, accumulate);
                     Put<TV, TO>(dst, p0 + 5, positions, f, col, n, c50, c51, accumulate);
                 }
+            }
         }
     }
 
