@@ -114,49 +114,33 @@ internal sealed class LoadedModel(SavedSequenceModel saved)
     public void PredictBlock(Span<ScoringRow> rows)
     {
         rows.Sort(static (a, b) => b.Length.CompareTo(a.Length));
-        int batches = (rows.Length + BatchRows - 1) / BatchRows, lanes = Math.Min(batches, Gemm.Threads);
-        if (lanes > 1)
-        {
-            ScoreInLanes(rows.ToArray(), batches, lanes);
-            return;
-        }
-        var one = Rent();
+        int batches = (rows.Length + BatchRows - 1) / BatchRows, lanes = Math.Min(batches, Gemm.Threads), next = -1;
+        if (lanes <= 1) { ScoreBatches(rows, ref next, batches); return; }
+        var sorted = rows.ToArray();
         try
         {
-            for (int start = 0; start < rows.Length; start += BatchRows)
-                PredictBatch(one.Model, one.Batch, rows.Slice(start, Math.Min(BatchRows, rows.Length - start)));
+            Parallel.For(0, lanes, new ParallelOptions { MaxDegreeOfParallelism = lanes }, _ => Gemm.Serially(() => ScoreBatches(sorted, ref next, batches)));
         }
-        finally { _pool.Add(one); }
-    }
-
-    // Batches claimed one at a time by each of the lanes, every multiply on the lane's thread; a batch's error is raised
-    // as it is on one thread (not wrapped by Parallel.For).
-    void ScoreInLanes(ScoringRow[] sorted, int batches, int lanes)
-    {
-        int next = -1;
-        try
-        {
-            Parallel.For(0, lanes, new ParallelOptions { MaxDegreeOfParallelism = lanes }, _ =>
-            {
-                var item = Rent();
-                try
-                {
-                    Gemm.Serially(() =>
-                    {
-                        for (int b; (b = Interlocked.Increment(ref next)) < batches;)
-                        {
-                            int start = b * BatchRows;
-                            PredictBatch(item.Model, item.Batch, sorted.AsSpan(start, Math.Min(BatchRows, sorted.Length - start)));
-                        }
-                    });
-                }
-                finally { _pool.Add(item); }
-            });
-        }
-        catch (AggregateException e)
+        catch (AggregateException e) // a batch's error, raised as the one-thread path raises it
         {
             ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
         }
+    }
+
+    // Scores batches of the sorted rows on one model instance, claiming them one at a time (next: the last batch
+    // claimed, shared by the lanes) until none is left.
+    void ScoreBatches(Span<ScoringRow> rows, ref int next, int batches)
+    {
+        var item = Rent();
+        try
+        {
+            for (int b; (b = Interlocked.Increment(ref next)) < batches;)
+            {
+                int start = b * BatchRows;
+                PredictBatch(item.Model, item.Batch, rows.Slice(start, Math.Min(BatchRows, rows.Length - start)));
+            }
+        }
+        finally { _pool.Add(item); }
     }
 
     void PredictBatch(SequenceModel model, SequenceBatch batch, ReadOnlySpan<ScoringRow> rows)
