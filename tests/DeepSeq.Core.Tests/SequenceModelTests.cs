@@ -174,6 +174,42 @@ public sealed class SequenceModelTests
     }
 
     [TestMethod]
+    [DataRow(PoolingKind.Max, true, 1, BidirectionalMerge.Concat, true)]
+    [DataRow(PoolingKind.Mean, true, 1, BidirectionalMerge.Concat, true)]
+    [DataRow(PoolingKind.MaxMean, false, 1, BidirectionalMerge.Concat, true)]
+    [DataRow(PoolingKind.MaxMean, true, 2, BidirectionalMerge.Concat, false)]
+    [DataRow(PoolingKind.Max, true, 1, BidirectionalMerge.Sum, false)]
+    [DataRow(PoolingKind.Attention, true, 1, BidirectionalMerge.Concat, false)]
+    [DataRow(PoolingKind.Last, true, 1, BidirectionalMerge.Concat, false)]
+    public void ScoringThroughTheTablePoolsAsThePoolingLayer(PoolingKind pooling, bool bidirectional, int layers, BidirectionalMerge merge, bool asItGoes)
+    {
+        // 19 units: whole vectors and a tail at every width; the lengths (unsorted) end at different steps.
+        var rng = new Random(37);
+        var config = new SequenceModelConfig
+        {
+            VocabularySize = 11, EmbeddingSize = 5, HiddenSize = 19, Cell = new RecurrentCellSpec(RecurrentCellKind.Lstm),
+            Bidirectional = bidirectional, Layers = layers, Merge = merge, Pooling = pooling, Outputs = 3,
+        };
+        var model = new SequenceModel(config);
+        GradientCheck.Randomize(model, rng, 0.5f);
+        var batch = TokenBatch(rng, 11);
+        var expected = new float[batch.Count * 3];
+        model.Forward(expected, batch, training: false);
+
+        Assert.AreEqual(asItGoes, model.Recurrent.PoolsAsItGoes(pooling));
+        model.Projection = ProjectedEmbedding.Build(model);
+        var actual = new float[expected.Length];
+        model.Forward(actual, batch, training: false);
+        for (int i = 0; i < expected.Length; i++) Assert.AreEqual(expected[i], actual[i], 1e-5f * (1 + Math.Abs(expected[i])), $"logit {i}");
+        // The same model then trains and scores the long way on the same buffers.
+        model.Forward(actual, batch, training: true);
+        model.Backward(new float[expected.Length]);
+        model.Projection = null;
+        model.Forward(actual, batch, training: false);
+        CollectionAssert.AreEqual(expected, actual);
+    }
+
+    [TestMethod]
     public void ProjectedEmbeddingRefusesAnotherArchitecture()
     {
         var model = new SequenceModel(new SequenceModelConfig { VocabularySize = 7, EmbeddingSize = 3, HiddenSize = 4 });

@@ -172,7 +172,13 @@ public sealed class SequenceModel : Module
         _batch = batch;
         var y = _y.AsSpan(0, t * b * o);
         var hT = _hT.AsSpan(0, _rnn.StateLength(b));
-        if (!training && Projection is { } table) _rnn.ForwardProjected(y, hT, batch.Tokens.AsSpan(0, t * b), table, batch.Lengths, t, b);
+        int p = _head.InputSize;
+        var pooled = _pooled.AsSpan(0, b * p);
+        var table = training ? null : Projection;
+        // Scoring through the table with Max/Mean pooling: the network pools as it goes, and writes no (T, B, O) outputs.
+        bool pooledAsItGoes = table is not null && _pooling is not null && _rnn.PoolsAsItGoes(_pooling.Kind);
+        if (pooledAsItGoes) _rnn.ForwardProjectedPooled(pooled, _pooling!.Kind, batch.Tokens.AsSpan(0, t * b), table!, batch.Lengths, t, b);
+        else if (table is not null) _rnn.ForwardProjected(y, hT, batch.Tokens.AsSpan(0, t * b), table, batch.Lengths, t, b);
         else
         {
             var x = _x.AsSpan(0, t * b * input);
@@ -181,10 +187,8 @@ public sealed class SequenceModel : Module
             _inputDropout.Forward(x, x, training);
             _rnn.Forward(y, hT, default, x, default, default, batch.Lengths, t, b, training);
         }
-        int p = _head.InputSize;
-        var pooled = _pooled.AsSpan(0, b * p);
         if (_pooling is null) LastStates(hT, pooled, b);
-        else _pooling.Forward(pooled, y, t, b, batch.Lengths);
+        else if (!pooledAsItGoes) _pooling.Forward(pooled, y, t, b, batch.Lengths);
         var dropped = _dropped.AsSpan(0, b * p);
         _headDropout.Forward(dropped, pooled, training);
         _head.Forward(logits, dropped, b);

@@ -89,7 +89,6 @@ public sealed class RecurrentLayer
         int I = Cell.InputSize, GH = Cell.GateCount * Cell.HiddenSize;
         Validate(x.Length, steps, batch, lengths, I);
         Start(y, hT, cT, h0, c0, lengths, steps, batch);
-        _projectedInput = false;
 
         int tb = steps * batch;
         var xs = View(_x, tb * I);
@@ -114,24 +113,49 @@ public sealed class RecurrentLayer
     internal void ForwardProjected(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<int> tokens, ReadOnlySpan<float> table,
         ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, ReadOnlySpan<int> lengths, int steps, int batch)
     {
-        int GH = Cell.GateCount * Cell.HiddenSize, words = table.Length / GH;
-        if (table.Length != words * GH) throw new ArgumentException($"The table has {table.Length} values, not a multiple of G·H = {GH}.", nameof(table));
-        Validate(tokens.Length, steps, batch, lengths, 1);
+        CheckTable(tokens, table, lengths, steps, batch);
         Start(y, hT, cT, h0, c0, lengths, steps, batch);
-        _projectedInput = true;
-        foreach (int id in tokens)
-            if ((uint)id >= (uint)words)
-                throw new ArgumentOutOfRangeException(nameof(tokens), id, $"Token id {id} is outside the table's vocabulary [0, {words}).");
         Recur(y, hT, cT, h0, c0, tokens, table);
     }
 
-    // What both forwards share before the input projection: checks, buffers, lengths and the active rows per step.
+    /// <summary>
+    /// <see cref="ForwardProjected"/> from zero initial states that keeps, per row, only the maximum
+    /// (<paramref name="max"/>) and the mean (<paramref name="mean"/>) of h over the row's own steps, (B, H) each,
+    /// either empty when not wanted: h and c live in two steps' rows, so nothing T steps long is written (scoring with
+    /// Max, Mean or MaxMean pooling).
+    /// </summary>
+    internal void ForwardProjectedPooled(Span<float> max, Span<float> mean, ReadOnlySpan<int> tokens, ReadOnlySpan<float> table,
+        ReadOnlySpan<int> lengths, int steps, int batch)
+    {
+        CheckTable(tokens, table, lengths, steps, batch);
+        CheckOptional(max.Length, batch * Cell.HiddenSize, "max"); CheckOptional(mean.Length, batch * Cell.HiddenSize, "mean");
+        Prepare(lengths, steps, batch);
+        Recur(default, default, default, default, default, tokens, table, max, mean);
+    }
+
+    void CheckTable(ReadOnlySpan<int> tokens, ReadOnlySpan<float> table, ReadOnlySpan<int> lengths, int steps, int batch)
+    {
+        int GH = Cell.GateCount * Cell.HiddenSize, words = table.Length / GH;
+        if (table.Length != words * GH) throw new ArgumentException($"The table has {table.Length} values, not a multiple of G·H = {GH}.", nameof(table));
+        Validate(tokens.Length, steps, batch, lengths, 1);
+        foreach (int id in tokens)
+            if ((uint)id >= (uint)words)
+                throw new ArgumentOutOfRangeException(nameof(tokens), id, $"Token id {id} is outside the table's vocabulary [0, {words}).");
+    }
+
+    // What the forwards share before the input projection: checks, then Prepare.
     void Start(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, ReadOnlySpan<int> lengths, int steps, int batch)
     {
         int H = Cell.HiddenSize;
         CheckLength(y.Length, steps * batch * H, "y");
         CheckOptional(h0.Length, batch * H, "h0"); CheckOptional(c0.Length, batch * H, "c0");
         CheckOptional(hT.Length, batch * H, "hT"); CheckOptional(cT.Length, batch * H, "cT");
+        Prepare(lengths, steps, batch);
+    }
+
+    // Buffers, lengths and the active rows per step.
+    void Prepare(ReadOnlySpan<int> lengths, int steps, int batch)
+    {
         Reserve(steps, batch);
         _t = steps; _b = batch;
         lengths.CopyTo(_lengths);
@@ -143,12 +167,16 @@ public sealed class RecurrentLayer
     }
 
     // The recurrence over the input-side pre-activations in _gates, then the outputs and final states. With a
-    // table, each step's pre-activations are its tokens' rows, gathered just before the step: written and read
-    // while in cache, where gathering all steps first streamed T·B·G·H floats out to memory and back.
+    // table, each step's pre-activations are its tokens' rows, gathered just before the step; nothing is kept for a
+    // backward, so every step reuses the first step's rows of pre-activations and cache, which stay in cache (each
+    // step's own rows were fresh memory, T·B·G·H floats in all). With max or mean (pooling as it goes), h and c take
+    // turns in two steps' rows and the pooled values are the only outputs.
     void Recur(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
-        ReadOnlySpan<int> tokens = default, ReadOnlySpan<float> table = default)
+        ReadOnlySpan<int> tokens = default, ReadOnlySpan<float> table = default, Span<float> max = default, Span<float> mean = default)
     {
         int steps = _t, batch = _b, H = Cell.HiddenSize, GH = Cell.GateCount * H, E = Cell.CacheWidth, tb = steps * batch;
+        bool pooling = !max.IsEmpty || !mean.IsEmpty;
+        _projectedInput = !table.IsEmpty;
         var gates = View(_gates, tb * GH);
         var hs = View(_hs, (tb + batch) * H);
         var cs = Cell.HasCellState ? View(_cs, (tb + batch) * H) : default;
@@ -160,24 +188,34 @@ public sealed class RecurrentLayer
         Cell.PackForForward();
         for (int t = 0; t < steps; t++)
         {
-            int n = _active[t];
+            int n = _active[t], kept = table.IsEmpty ? t : 0;
+            int prev = pooling ? t & 1 : t, next = pooling ? (t + 1) & 1 : t + 1; // the rows of h_{t−1} and h_t
             // Rows whose sequence has ended get zero outputs, which the step does not write (and which the weight
             // gradient's product over all rows reads); every other row is written, so h needs no clearing up front.
             // c is read only on active rows.
-            if (n < batch) hs.Slice((t + 1) * bh + n * H, (batch - n) * H).Clear();
-            if (!table.IsEmpty) Gather(gates, GH, tokens, table, t, n);
+            if (n < batch && !pooling) hs.Slice(next * bh + n * H, (batch - n) * H).Clear();
+            var stepGates = gates.Slice(kept * batch * GH, n * GH);
+            if (!table.IsEmpty) Gather(stepGates, GH, tokens, table, t, n);
             Cell.ForwardStep(new StepForward
             {
                 Rows = n,
-                Gates = gates.Slice(t * batch * GH, n * GH),
-                HPrev = hs.Slice(t * bh, n * H),
-                CPrev = Cell.HasCellState ? cs.Slice(t * bh, n * H) : default,
-                H = hs.Slice((t + 1) * bh, n * H),
-                C = Cell.HasCellState ? cs.Slice((t + 1) * bh, n * H) : default,
-                Cache = cache.Slice(t * batch * E, n * E),
+                Gates = stepGates,
+                HPrev = hs.Slice(prev * bh, n * H),
+                CPrev = Cell.HasCellState ? cs.Slice(prev * bh, n * H) : default,
+                H = hs.Slice(next * bh, n * H),
+                C = Cell.HasCellState ? cs.Slice(next * bh, n * H) : default,
+                Cache = cache.Slice(kept * batch * E, n * E),
             });
+            if (pooling) Pool(max, mean, hs.Slice(next * bh, n * H), t);
         }
 
+        if (pooling)
+        {
+            // The mean as SequencePooling takes it: the sum over the steps times 1 / length.
+            if (!mean.IsEmpty)
+                for (int b = 0; b < batch; b++) TensorPrimitives.Multiply(mean.Slice(b * H, H), 1f / _lengths[b], mean.Slice(b * H, H));
+            return;
+        }
         if (Reverse) FlipWithin(hs[bh..], y, H); else ParallelRange.Copy<float>(hs[bh..], y);
         for (int b = 0; b < batch; b++)
         {
@@ -187,13 +225,25 @@ public sealed class RecurrentLayer
         }
     }
 
-    // Step t's table rows into its pre-activations; the next step's rows are prefetched meanwhile, as the table
-    // (V × G·H) is far larger than the caches and each row is read at a random place.
+    // Step t's h (its n active rows) into the running maximum and sum of each row; the first step starts them.
+    static void Pool(Span<float> max, Span<float> sum, ReadOnlySpan<float> h, int t)
+    {
+        if (t == 0)
+        {
+            if (!max.IsEmpty) h.CopyTo(max);
+            if (!sum.IsEmpty) h.CopyTo(sum);
+            return;
+        }
+        if (!max.IsEmpty) TensorPrimitives.Max(max[..h.Length], h, max);
+        if (!sum.IsEmpty) TensorPrimitives.Add(sum[..h.Length], h, sum);
+    }
+
+    // Step t's table rows into its pre-activations (gates: the step's rows); the next step's rows are prefetched
+    // meanwhile, as the table (V × G·H) is far larger than the caches and each row is read at a random place.
     unsafe void Gather(Span<float> gates, int GH, ReadOnlySpan<int> tokens, ReadOnlySpan<float> table, int t, int n)
     {
-        int batch = _b;
         for (int b = 0; b < n; b++)
-            table.Slice(Token(tokens, t, b) * GH, GH).CopyTo(gates.Slice((t * batch + b) * GH, GH));
+            table.Slice(Token(tokens, t, b) * GH, GH).CopyTo(gates.Slice(b * GH, GH));
         if (t + 1 >= _t || !Sse.IsSupported) return;
         fixed (float* p = table)
             for (int b = 0, next = _active[t + 1]; b < next; b++)

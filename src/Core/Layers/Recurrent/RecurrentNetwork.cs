@@ -35,8 +35,11 @@ public sealed class RecurrentNetwork : Module
     readonly float[][] _inputs, _outputs, _dirOut;
     bool _inOrder; // the rows are sorted by length already: permuting them is a plain copy
     float[] _grad = [], _stateIn = [], _stateOut = [], _stateIn2 = [], _stateOut2 = [];
+    float[] _pooledMax = [], _pooledMean = []; // (D, B, H) sorted rows, pooling as it goes
     readonly float[][] _gradIn = [[], []], _dirGrad = [[], []]; // per direction
     readonly Action<int>[] _forwardDirection, _backwardDirection; // (L) per layer, made once: no closure per call
+    readonly Action<int> _pooledDirection;
+    PoolingKind _poolKind;                                        // what _pooledDirection pools
     ForwardCall _fwd; BackwardCall _bwd;                          // what the per-direction delegates read
 
     /// <summary>Creates the network with zero weights (initialise them, e.g. with <c>Initializers.InitializeRecurrent</c>).</summary>
@@ -66,6 +69,7 @@ public sealed class RecurrentNetwork : Module
             _forwardDirection[l] = k => ForwardDirection(layer, k);
             _backwardDirection[l] = k => BackwardDirection(layer, k);
         }
+        _pooledDirection = PooledDirection;
     }
 
     /// <summary>The cell description.</summary>
@@ -125,6 +129,7 @@ public sealed class RecurrentNetwork : Module
         _grad = new float[tb * widest];
         for (int k = 0; k < d; k++) { _dirGrad[k] = new float[tb * HiddenSize]; _gradIn[k] = new float[tb * widest]; }
         _stateIn = new float[sl]; _stateIn2 = new float[sl]; _stateOut = new float[sl]; _stateOut2 = new float[sl];
+        _pooledMax = new float[d * batch * HiddenSize]; _pooledMean = new float[d * batch * HiddenSize];
         _order = new int[batch]; _sortedLengths = new int[batch]; _tokens = new int[tb];
         _reservedSteps = steps; _reservedBatch = batch;
     }
@@ -148,10 +153,60 @@ public sealed class RecurrentNetwork : Module
     /// </summary>
     internal void ForwardProjected(Span<float> y, Span<float> hT, ReadOnlySpan<int> tokens, ProjectedEmbedding table, ReadOnlySpan<int> lengths, int steps, int batch)
     {
+        CheckTable(tokens, table, steps, batch);
+        Run(y, hT, default, default, tokens, table, default, default, lengths, steps, batch, training: false);
+    }
+
+    /// <summary>
+    /// True when <see cref="ForwardProjectedPooled"/> serves <paramref name="kind"/>: Max, Mean or MaxMean over one
+    /// layer whose directions are concatenated (pooling each direction alone is then pooling their outputs).
+    /// </summary>
+    internal bool PoolsAsItGoes(PoolingKind kind) =>
+        kind is PoolingKind.Max or PoolingKind.Mean or PoolingKind.MaxMean && LayerCount == 1 && (!Bidirectional || Merge == BidirectionalMerge.Concat);
+
+    /// <summary>
+    /// <see cref="ForwardProjected"/> followed by <see cref="SequencePooling"/> of <paramref name="kind"/>, without the
+    /// (T, B, O) outputs: each direction pools its h step by step (<see cref="PoolsAsItGoes"/> must hold). Writes
+    /// <paramref name="pooled"/> (B, O, or 2·O for MaxMean, laid out as SequencePooling's output). The means add the
+    /// reverse direction's steps in the order it runs them, so they can differ from SequencePooling's in the last bits.
+    /// </summary>
+    internal void ForwardProjectedPooled(Span<float> pooled, PoolingKind kind, ReadOnlySpan<int> tokens, ProjectedEmbedding table, ReadOnlySpan<int> lengths, int steps, int batch)
+    {
+        if (!PoolsAsItGoes(kind)) throw new ArgumentException($"{kind} pooling of this network ({LayerCount} layers, {Merge}) cannot be taken step by step.", nameof(kind));
+        CheckTable(tokens, table, steps, batch);
+        if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
+        int H = HiddenSize, O = OutputSize, width = kind == PoolingKind.MaxMean ? 2 * O : O, bh = batch * H;
+        if (pooled.Length != batch * width) throw new ArgumentException($"pooled has {pooled.Length} values, expected B·{width} = {batch * width}.", nameof(pooled));
+        Reserve(steps, batch);
+        _t = steps; _b = batch;
+        SortByLength(lengths);
+        PermuteRows(tokens, _tokens.AsSpan(0, steps * batch), 1, toSorted: true);
+        _fwd = new ForwardCall(true, true, table);
+        _poolKind = kind;
+        ForEachDirection(_pooledDirection);
+        // Sorted rows back to the caller's order: [max | mean] of [forward | reverse] units.
+        for (int k = 0; k < Directions; k++)
+            for (int row = 0; row < batch; row++)
+            {
+                var to = pooled.Slice(_order[row] * width + k * H);
+                if (kind != PoolingKind.Mean) _pooledMax.AsSpan(k * bh + row * H, H).CopyTo(to);
+                if (kind != PoolingKind.Max) _pooledMean.AsSpan(k * bh + row * H, H).CopyTo(to[(kind == PoolingKind.MaxMean ? O : 0)..]);
+            }
+    }
+
+    void PooledDirection(int k)
+    {
+        int bh = _b * HiddenSize;
+        _layers[k].ForwardProjectedPooled(_poolKind == PoolingKind.Mean ? default : _pooledMax.AsSpan(k * bh, bh),
+            _poolKind == PoolingKind.Max ? default : _pooledMean.AsSpan(k * bh, bh),
+            _tokens.AsSpan(0, _t * _b), _fwd.Table!.Table(k), _sortedLengths.AsSpan(0, _b), _t, _b);
+    }
+
+    void CheckTable(ReadOnlySpan<int> tokens, ProjectedEmbedding table, int steps, int batch)
+    {
         if (tokens.Length != steps * batch) throw new ArgumentException($"tokens has {tokens.Length} ids, expected T·B = {steps}·{batch}.", nameof(tokens));
         if (table.Directions != Directions || table.Width != _layers[0].Cell.GateCount * HiddenSize)
             throw new ArgumentException($"The table holds {table.Directions} × {table.Width} values per word; this network's first layer needs {Directions} × {_layers[0].Cell.GateCount * HiddenSize}.", nameof(table));
-        Run(y, hT, default, default, tokens, table, default, default, lengths, steps, batch, training: false);
     }
 
     // The forward of both entries: the first layer reads x, or token ids through a table.
