@@ -173,6 +173,9 @@ static class Runs
             try
             {
                 using var c = spec.Build(ctx);
+                // Each case is timed on a collected heap (and with the native memory of earlier cases' tensors freed by
+                // their finalizers): what earlier cases left is not collected during its timed runs, on either side.
+                GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
                 SetThreads(c.Threads);
                 var (ours, theirs) = Measure.MedianMs(c.DeepSeq, c.Torch!, c.Settings);
                 SetThreads(o.Threads);
