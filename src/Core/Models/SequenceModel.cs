@@ -101,6 +101,9 @@ public sealed class SequenceModel : Module
     /// this table instead of embedding the token and multiplying by W_ih; training forwards ignore it. It must hold
     /// this model's current weights: built by <see cref="ProjectedEmbedding.Build"/> from this model, or from
     /// another with the same weights (one table can serve many instances). Null (the default) turns it off.
+    /// With Max, Mean or MaxMean pooling over one layer (directions concatenated), such forwards also pool as they go
+    /// and keep no per-step outputs; the mean of a reverse direction then adds its steps in the order it runs them,
+    /// which can change the last bits of the logits.
     /// </summary>
     /// <exception cref="ArgumentException">The table's shape does not fit this model (or the model reads numeric input).</exception>
     public ProjectedEmbedding? Projection
