@@ -61,9 +61,10 @@ public sealed class ConvolutionGradientTests
         // The stride-1 "same" convolution runs the direct kernels, whose strips are S = 2 vectors wide: channel counts
         // that fill whole strips and leave tails, on both sides (input channels are dx's outputs); up to one vector
         // (s / 2) of outputs the product runs its narrow tile, with odd and even runs. The larger image takes the
-        // weight gradient over several blocks of positions.
+        // weight gradient over several blocks of positions, and the 3 × 3 product with up to one vector of outputs over
+        // rows of 26 positions: its row tiles of 12, the last one overlapping the tile before.
         int s = Kernels.ConvolutionKernels.Strip, n = 3, pad = kernel / 2;
-        int[] counts = h * w > 100 ? [1, s + 1, 2 * s + 1] : [1, 3, s / 2, s - 1, s, s + 1, 2 * s + 1, 3 * s + 1];
+        int[] counts = h * w > 100 ? [1, s / 2, s + 1, 2 * s + 1] : [1, 3, s / 2, s - 1, s, s + 1, 2 * s + 1, 3 * s + 1];
         var rng = new Random(kernel);
         foreach (int cin in counts.Distinct())
             foreach (int f in counts.Distinct())

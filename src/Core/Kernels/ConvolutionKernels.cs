@@ -41,6 +41,11 @@ internal unsafe struct PatchProduct : IVecKernel
         int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, k = ks * run, positions = ho * wo;
         long imageIn = (long)PaddedHeight * wp * c, imageOut = (long)ho * wo * f;
         bool accumulate = Accumulate;
+        if (f <= w && ks == 3 && wo >= 12)
+        {
+            NarrowRows<TV, TO>();
+            return;
+        }
         if (f <= w && run >= 2)
         {
             Narrow<TV, TO>();
@@ -81,6 +86,65 @@ internal unsafe struct PatchProduct : IVecKernel
                     Put<TV, TO>(dst, p0 + 3, positions, f, col, n, c30, c31, accumulate);
                     Put<TV, TO>(dst, p0 + 4, positions, f, col, n, c40, c41, accumulate);
                     Put<TV, TO>(dst, p0 + 5, positions, f, col, n, c50, c51, accumulate);
+                }
+            }
+        }
+    }
+
+    // 3 × 3 kernels, at most one vector of outputs, output rows of 12 or more positions: each input value broadcast once
+    // feeds the three outputs of its row that read it (one per kernel column), so a tile of 12 positions of one output
+    // row takes 14 broadcasts and 3 loads of weights for 36 multiply-adds per channel and kernel row, where a tile of
+    // patches takes a broadcast per multiply-add. A row's last tile starts 12 positions before its end and writes only
+    // the positions the tile before it did not.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    readonly void NarrowRows<TV, TO>() where TV : unmanaged where TO : ISimd<TV>
+    {
+        int c = Channels, wp = PaddedWidth, f = OutChannels, s = 2 * TO.Count;
+        int ho = PaddedHeight - 2, wo = wp - 2, run = 3 * c;
+        long imageIn = (long)PaddedHeight * wp * c, imageOut = (long)ho * wo * f;
+        bool accumulate = Accumulate;
+        for (int img = 0; img < Images; img++)
+        {
+            float* src = Source + img * imageIn, dst = Output + img * imageOut;
+            for (int oy = 0; oy < ho; oy++)
+            {
+                for (int done = 0; done < wo;)
+                {
+                    int ox0 = Math.Min(done, wo - 12);
+                    TV c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default, c8 = default, c9 = default, cA = default, cB = default;
+                    for (int ky = 0; ky < 3; ky++)
+                    {
+                        float* input = src + ((long)(oy + ky) * wp + ox0) * c, wk = Weights + (long)ky * run * s;
+                        for (int ch = 0; ch < c; ch++)
+                        {
+                            float* a = input + ch;
+                            var w0 = TO.Load(wk + (long)ch * s);
+                            var w1 = TO.Load(wk + (long)(c + ch) * s);
+                            var w2 = TO.Load(wk + (long)(2 * c + ch) * s);
+                            TV x;
+                            x = TO.Broadcast(a + 0 * c); c0 = TO.MultiplyAdd(x, w0, c0);
+                            x = TO.Broadcast(a + 1 * c); c1 = TO.MultiplyAdd(x, w0, c1); c0 = TO.MultiplyAdd(x, w1, c0);
+                            x = TO.Broadcast(a + 2 * c); c2 = TO.MultiplyAdd(x, w0, c2); c1 = TO.MultiplyAdd(x, w1, c1); c0 = TO.MultiplyAdd(x, w2, c0);
+                            x = TO.Broadcast(a + 3 * c); c3 = TO.MultiplyAdd(x, w0, c3); c2 = TO.MultiplyAdd(x, w1, c2); c1 = TO.MultiplyAdd(x, w2, c1);
+                            x = TO.Broadcast(a + 4 * c); c4 = TO.MultiplyAdd(x, w0, c4); c3 = TO.MultiplyAdd(x, w1, c3); c2 = TO.MultiplyAdd(x, w2, c2);
+                            x = TO.Broadcast(a + 5 * c); c5 = TO.MultiplyAdd(x, w0, c5); c4 = TO.MultiplyAdd(x, w1, c4); c3 = TO.MultiplyAdd(x, w2, c3);
+                            x = TO.Broadcast(a + 6 * c); c6 = TO.MultiplyAdd(x, w0, c6); c5 = TO.MultiplyAdd(x, w1, c5); c4 = TO.MultiplyAdd(x, w2, c4);
+                            x = TO.Broadcast(a + 7 * c); c7 = TO.MultiplyAdd(x, w0, c7); c6 = TO.MultiplyAdd(x, w1, c6); c5 = TO.MultiplyAdd(x, w2, c5);
+                            x = TO.Broadcast(a + 8 * c); c8 = TO.MultiplyAdd(x, w0, c8); c7 = TO.MultiplyAdd(x, w1, c7); c6 = TO.MultiplyAdd(x, w2, c6);
+                            x = TO.Broadcast(a + 9 * c); c9 = TO.MultiplyAdd(x, w0, c9); c8 = TO.MultiplyAdd(x, w1, c8); c7 = TO.MultiplyAdd(x, w2, c7);
+                            x = TO.Broadcast(a + 10 * c); cA = TO.MultiplyAdd(x, w0, cA); c9 = TO.MultiplyAdd(x, w1, c9); c8 = TO.MultiplyAdd(x, w2, c8);
+                            x = TO.Broadcast(a + 11 * c); cB = TO.MultiplyAdd(x, w0, cB); cA = TO.MultiplyAdd(x, w1, cA); c9 = TO.MultiplyAdd(x, w2, c9);
+                            x = TO.Broadcast(a + 12 * c); cB = TO.MultiplyAdd(x, w1, cB); cA = TO.MultiplyAdd(x, w2, cA);
+                            x = TO.Broadcast(a + 13 * c); cB = TO.MultiplyAdd(x, w2, cB);
+                        }
+                    }
+                    // Positions before `done` were written by the tile before (the last tile overlaps it).
+                    int skip = done - ox0, p0 = oy * wo + ox0;
+                    PutFrom<TV, TO>(dst, p0, 0, skip, f, c0, accumulate); PutFrom<TV, TO>(dst, p0, 1, skip, f, c1, accumulate); PutFrom<TV, TO>(dst, p0, 2, skip, f, c2, accumulate);
+                    PutFrom<TV, TO>(dst, p0, 3, skip, f, c3, accumulate); PutFrom<TV, TO>(dst, p0, 4, skip, f, c4, accumulate); PutFrom<TV, TO>(dst, p0, 5, skip, f, c5, accumulate);
+                    PutFrom<TV, TO>(dst, p0, 6, skip, f, c6, accumulate); PutFrom<TV, TO>(dst, p0, 7, skip, f, c7, accumulate); PutFrom<TV, TO>(dst, p0, 8, skip, f, c8, accumulate);
+                    PutFrom<TV, TO>(dst, p0, 9, skip, f, c9, accumulate); PutFrom<TV, TO>(dst, p0, 10, skip, f, cA, accumulate); PutFrom<TV, TO>(dst, p0, 11, skip, f, cB, accumulate);
+                    done = ox0 + 12;
                 }
             }
         }
@@ -149,6 +213,13 @@ internal unsafe struct PatchProduct : IVecKernel
         p = Math.Min(p, positions - 1);
         int oy = p / wo;
         return ((long)oy * wp + p - oy * wo) * c;
+    }
+
+    // Writes (or adds) position p0 + t of a row tile of one vector of outputs, unless it is one of the first `skip`.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PutFrom<TV, TO>(float* dst, int p0, int t, int skip, int f, TV sums, bool accumulate) where TV : unmanaged where TO : ISimd<TV>
+    {
+        if (t >= skip) Put<TV, TO>(dst, p0 + t, int.MaxValue, f, 0, f, sums, default, accumulate);
     }
 
     // Writes (or adds) the n ≤ 2W columns of output position p, unless p is past the last one.
