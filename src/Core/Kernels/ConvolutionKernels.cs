@@ -41,7 +41,7 @@ internal unsafe struct PatchProduct : IVecKernel
         int ho = PaddedHeight - ks + 1, wo = wp - ks + 1, run = ks * c, k = ks * run, positions = ho * wo;
         long imageIn = (long)PaddedHeight * wp * c, imageOut = (long)ho * wo * f;
         bool accumulate = Accumulate;
-        if (f <= w && ks == 3 && wo >= 12)
+        if (f <= w && ks == 3 && wo >= RowTile)
         {
             NarrowRows<TV, TO>();
             return;
@@ -91,6 +91,9 @@ internal unsafe struct PatchProduct : IVecKernel
         }
     }
 
+    // Output positions of a row tile of NarrowRows (its 12 accumulators are written out).
+    const int RowTile = 12;
+
     // 3 × 3 kernels, at most one vector of outputs, output rows of 12 or more positions: each input value broadcast once
     // feeds the three outputs of its row that read it (one per kernel column), so a tile of 12 positions of one output
     // row takes 14 broadcasts and 3 loads of weights for 36 multiply-adds per channel and kernel row, where a tile of
@@ -110,7 +113,7 @@ internal unsafe struct PatchProduct : IVecKernel
             {
                 for (int done = 0; done < wo;)
                 {
-                    int ox0 = Math.Min(done, wo - 12);
+                    int ox0 = Math.Min(done, wo - RowTile);
                     TV c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default, c8 = default, c9 = default, cA = default, cB = default;
                     for (int ky = 0; ky < 3; ky++)
                     {
@@ -144,7 +147,7 @@ internal unsafe struct PatchProduct : IVecKernel
                     PutFrom<TV, TO>(dst, p0, 3, skip, f, c3, accumulate); PutFrom<TV, TO>(dst, p0, 4, skip, f, c4, accumulate); PutFrom<TV, TO>(dst, p0, 5, skip, f, c5, accumulate);
                     PutFrom<TV, TO>(dst, p0, 6, skip, f, c6, accumulate); PutFrom<TV, TO>(dst, p0, 7, skip, f, c7, accumulate); PutFrom<TV, TO>(dst, p0, 8, skip, f, c8, accumulate);
                     PutFrom<TV, TO>(dst, p0, 9, skip, f, c9, accumulate); PutFrom<TV, TO>(dst, p0, 10, skip, f, cA, accumulate); PutFrom<TV, TO>(dst, p0, 11, skip, f, cB, accumulate);
-                    done = ox0 + 12;
+                    done = ox0 + RowTile;
                 }
             }
         }
