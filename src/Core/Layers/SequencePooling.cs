@@ -127,10 +127,32 @@ public sealed class SequencePooling : Module
             {
                 var dst = pooled.Slice(b * width + offset, f);
                 for (int t = 0; t < lengths[b]; t++) TensorPrimitives.Add(dst, y.Slice((t * batch + b) * f, f), dst);
-                TensorPrimitives.Multiply(dst, 1f / lengths[b], dst);
             }
+            DivideByLengths(pooled[offset..], width, f, lengths[..batch]);
         }
         if (Kind == PoolingKind.Attention) AttentionForward(pooled, y, steps, batch, lengths);
+    }
+
+    /// <summary>
+    /// Step t's outputs h (the rows still running, row-major) into each row's running maximum and sum (either empty when
+    /// not wanted); step 0 starts them. Max and Mean pooling taken step by step, as a recurrence produces its outputs.
+    /// </summary>
+    internal static void AddStep(Span<float> max, Span<float> sum, ReadOnlySpan<float> h, int t)
+    {
+        if (t == 0)
+        {
+            if (!max.IsEmpty) h.CopyTo(max);
+            if (!sum.IsEmpty) h.CopyTo(sum);
+            return;
+        }
+        if (!max.IsEmpty) TensorPrimitives.Max(max[..h.Length], h, max);
+        if (!sum.IsEmpty) TensorPrimitives.Add(sum[..h.Length], h, sum);
+    }
+
+    /// <summary>The mean from the sum: row b's <paramref name="width"/> sums (<paramref name="stride"/> apart) times 1 / its length.</summary>
+    internal static void DivideByLengths(Span<float> sums, int stride, int width, ReadOnlySpan<int> lengths)
+    {
+        for (int b = 0; b < lengths.Length; b++) TensorPrimitives.Multiply(sums.Slice(b * stride, width), 1f / lengths[b], sums.Slice(b * stride, width));
     }
 
     void AttentionForward(Span<float> pooled, ReadOnlySpan<float> y, int steps, int batch, ReadOnlySpan<int> lengths)

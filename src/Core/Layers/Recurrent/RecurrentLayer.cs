@@ -206,14 +206,12 @@ public sealed class RecurrentLayer
                 C = Cell.HasCellState ? cs.Slice(next * bh, n * H) : default,
                 Cache = cache.Slice(kept * batch * E, n * E),
             });
-            if (pooling) Pool(max, mean, hs.Slice(next * bh, n * H), t);
+            if (pooling) SequencePooling.AddStep(max, mean, hs.Slice(next * bh, n * H), t);
         }
 
         if (pooling)
         {
-            // The mean as SequencePooling takes it: the sum over the steps times 1 / length.
-            if (!mean.IsEmpty)
-                for (int b = 0; b < batch; b++) TensorPrimitives.Multiply(mean.Slice(b * H, H), 1f / _lengths[b], mean.Slice(b * H, H));
+            if (!mean.IsEmpty) SequencePooling.DivideByLengths(mean, H, H, _lengths.AsSpan(0, batch));
             return;
         }
         if (Reverse) FlipWithin(hs[bh..], y, H); else ParallelRange.Copy<float>(hs[bh..], y);
@@ -223,19 +221,6 @@ public sealed class RecurrentLayer
             if (!hT.IsEmpty) hs.Slice(last * bh + b * H, H).CopyTo(hT.Slice(b * H, H));
             if (!cT.IsEmpty && Cell.HasCellState) cs.Slice(last * bh + b * H, H).CopyTo(cT.Slice(b * H, H));
         }
-    }
-
-    // Step t's h (its n active rows) into the running maximum and sum of each row; the first step starts them.
-    static void Pool(Span<float> max, Span<float> sum, ReadOnlySpan<float> h, int t)
-    {
-        if (t == 0)
-        {
-            if (!max.IsEmpty) h.CopyTo(max);
-            if (!sum.IsEmpty) h.CopyTo(sum);
-            return;
-        }
-        if (!max.IsEmpty) TensorPrimitives.Max(max[..h.Length], h, max);
-        if (!sum.IsEmpty) TensorPrimitives.Add(sum[..h.Length], h, sum);
     }
 
     // Step t's table rows into its pre-activations (gates: the step's rows); the next step's rows are prefetched

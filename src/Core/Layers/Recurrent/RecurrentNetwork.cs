@@ -39,7 +39,6 @@ public sealed class RecurrentNetwork : Module
     readonly float[][] _gradIn = [[], []], _dirGrad = [[], []]; // per direction
     readonly Action<int>[] _forwardDirection, _backwardDirection; // (L) per layer, made once: no closure per call
     readonly Action<int> _pooledDirection;
-    PoolingKind _poolKind;                                        // what _pooledDirection pools
     ForwardCall _fwd; BackwardCall _bwd;                          // what the per-direction delegates read
 
     /// <summary>Creates the network with zero weights (initialise them, e.g. with <c>Initializers.InitializeRecurrent</c>).</summary>
@@ -174,15 +173,11 @@ public sealed class RecurrentNetwork : Module
     {
         if (!PoolsAsItGoes(kind)) throw new ArgumentException($"{kind} pooling of this network ({LayerCount} layers, {Merge}) cannot be taken step by step.", nameof(kind));
         CheckTable(tokens, table, steps, batch);
-        if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
         int H = HiddenSize, O = OutputSize, width = kind == PoolingKind.MaxMean ? 2 * O : O, bh = batch * H;
         if (pooled.Length != batch * width) throw new ArgumentException($"pooled has {pooled.Length} values, expected B·{width} = {batch * width}.", nameof(pooled));
-        Reserve(steps, batch);
-        _t = steps; _b = batch;
-        SortByLength(lengths);
+        Begin(lengths, steps, batch);
         PermuteRows(tokens, _tokens.AsSpan(0, steps * batch), 1, toSorted: true);
-        _fwd = new ForwardCall(true, true, table);
-        _poolKind = kind;
+        _fwd = new ForwardCall(true, true, table, kind);
         ForEachDirection(_pooledDirection);
         // Sorted rows back to the caller's order: [max | mean] of [forward | reverse] units.
         for (int k = 0; k < Directions; k++)
@@ -197,8 +192,9 @@ public sealed class RecurrentNetwork : Module
     void PooledDirection(int k)
     {
         int bh = _b * HiddenSize;
-        _layers[k].ForwardProjectedPooled(_poolKind == PoolingKind.Mean ? default : _pooledMax.AsSpan(k * bh, bh),
-            _poolKind == PoolingKind.Max ? default : _pooledMean.AsSpan(k * bh, bh),
+        var kind = _fwd.Pooling!.Value;
+        _layers[k].ForwardProjectedPooled(kind == PoolingKind.Mean ? default : _pooledMax.AsSpan(k * bh, bh),
+            kind == PoolingKind.Max ? default : _pooledMean.AsSpan(k * bh, bh),
             _tokens.AsSpan(0, _t * _b), _fwd.Table!.Table(k), _sortedLengths.AsSpan(0, _b), _t, _b);
     }
 
@@ -213,13 +209,10 @@ public sealed class RecurrentNetwork : Module
     void Run(Span<float> y, Span<float> hT, Span<float> cT, ReadOnlySpan<float> x, ReadOnlySpan<int> tokens, ProjectedEmbedding? table,
         ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, ReadOnlySpan<int> lengths, int steps, int batch, bool training)
     {
-        if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
         if (y.Length != steps * batch * OutputSize) throw new ArgumentException($"y has {y.Length} values, expected T·B·O = {steps}·{batch}·{OutputSize}.", nameof(y));
         int sl = StateLength(batch);
         CheckState(h0.Length, sl, "h0"); CheckState(c0.Length, sl, "c0"); CheckState(hT.Length, sl, "hT"); CheckState(cT.Length, sl, "cT");
-        Reserve(steps, batch);
-        _t = steps; _b = batch;
-        SortByLength(lengths);
+        Begin(lengths, steps, batch);
 
         int O = OutputSize, tbo = steps * batch * O;
         SortStates(h0, _stateIn);
@@ -246,7 +239,17 @@ public sealed class RecurrentNetwork : Module
         if (!cT.IsEmpty) PermuteStates(_stateOut2.AsSpan(0, sl), cT, toSorted: false);
     }
 
-    readonly record struct ForwardCall(bool NoH0, bool NoC0, ProjectedEmbedding? Table);
+    // What both forwards share first: the lengths' count, the buffers, the shape, and the rows sorted by length.
+    void Begin(ReadOnlySpan<int> lengths, int steps, int batch)
+    {
+        if (lengths.Length != batch) throw new ArgumentException($"Expected {batch} lengths, got {lengths.Length}.", nameof(lengths));
+        Reserve(steps, batch);
+        _t = steps; _b = batch;
+        SortByLength(lengths);
+    }
+
+    // Pooling: what a forward that pools as it goes pools (ForwardProjectedPooled); null for the others.
+    readonly record struct ForwardCall(bool NoH0, bool NoC0, ProjectedEmbedding? Table, PoolingKind? Pooling = null);
     readonly record struct BackwardCall(bool NeedInput, bool NoDh, bool NoDc);
 
     // Direction k of layer l over the sorted batch: input _inputs[l], output _dirOut[l·2 + k] for two directions (one
