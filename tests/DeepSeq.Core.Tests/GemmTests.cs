@@ -242,6 +242,34 @@ public sealed class GemmTests
                         }
     }
 
+    // Tall enough to split by rows on four threads (m ≥ 2·4·MC), so that the parts share every panel of B and each packs
+    // those it reaches first; a second call with new values of B packs them again.
+    [TestMethod]
+    [DoNotParallelize] // sets the process-wide Gemm.MaxThreads, which tests running beside it read
+    [DataRow(false)]
+    [DataRow(true)]
+    public void PanelsPackedOnFirstUseBySharingPartsMatchReference(bool transB)
+    {
+        var rng = new Random(5);
+        int m = 800, n = 100, k = 300, ldb = (transB ? k : n) + 3; // a partial last panel and a partial second depth block
+        var a = GradientCheck.Random(m * k, rng);
+        int saved = Gemm.MaxThreads;
+        try
+        {
+            for (int call = 0; call < 2; call++)
+            {
+                var b = GradientCheck.Random((transB ? n : k) * ldb, rng);
+                var c = new float[m * n]; var one = new float[m * n]; var expected = new float[m * n];
+                GemmReference.Multiply(false, transB, m, n, k, 1f, a, k, b, ldb, 0f, expected, n);
+                Gemm.MaxThreads = 4; Gemm.Multiply(false, transB, m, n, k, 1f, a, k, b, ldb, 0f, c, n);
+                Gemm.MaxThreads = 1; Gemm.Multiply(false, transB, m, n, k, 1f, a, k, b, ldb, 0f, one, n);
+                GradientCheck.AssertClose(expected, c, 1e-5, 1e-5 * Math.Sqrt(k), $"call {call}");
+                CollectionAssert.AreEqual(one, c, $"call {call}: one thread vs four");
+            }
+        }
+        finally { Gemm.MaxThreads = saved; }
+    }
+
     // Large enough to pack B on every core and to split the multiply over threads, at the width the process uses;
     // one thread gives the same bits.
     [TestMethod]

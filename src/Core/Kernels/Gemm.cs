@@ -10,7 +10,8 @@ namespace DeepSeq.Core.Kernels;
 /// </summary>
 /// <remarks>
 /// The structure is Goto/BLIS's: op(B) is packed once into column panels of <see cref="NR"/>
-/// (one <see cref="PackedMatrix"/>, reusable across calls — the recurrent weights are packed once per sequence),
+/// (one <see cref="PackedMatrix"/>, reusable across calls — the recurrent weights are packed once per sequence; for a
+/// B given as a span, each panel is packed by the thread that first needs it, right before use),
 /// op(A) is packed per (KC × MC) block into row panels of <see cref="MR"/> (a block of at most MC rows of a plain A is
 /// read in place instead), and a register-blocked
 /// MR × NR multiply-add micro-kernel accumulates into C; a single row (batch 1) takes a one-row kernel instead.
@@ -95,8 +96,20 @@ public static unsafe class Gemm
         CheckOperand(false, m, n, c.Length, ldc, "C");
         if (m == 0 || n == 0) return;
         using var packed = PackedMatrix.Rent(k, n);
-        packed.Pack(transB, b, ldb);
-        Multiply(transA, m, alpha, a, lda, packed, beta, c, ldc);
+        if (m == 1)
+        {
+            packed.Pack(transB, b, ldb); // the row kernel reads several panels at once
+            Multiply(transA, m, alpha, a, lda, packed, beta, c, ldc);
+            return;
+        }
+        // Each panel of B is packed by the part that first needs it, right before its tiles read it (hot in that
+        // core's caches), instead of in a pass of its own: a 1024³ product packed 4 MB, then read it back from L3.
+        fixed (float* pb = b)
+        {
+            packed.PackOnFirstUse(transB, pb, ldb);
+            try { Multiply(transA, m, alpha, a, lda, packed, beta, c, ldc); }
+            finally { packed.EndPackOnFirstUse(); }
+        }
     }
 
     /// <summary>C = alpha · op(A) · B + beta · C where B was packed beforehand (k × n).</summary>
@@ -196,7 +209,7 @@ public static unsafe class Gemm
         {
             int u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
             if (byPanels) Compute<TV, TO>(transA, alpha, 0, m, u0, u1, b.Rows, a, lda, b, c, ldc, first);
-            else Compute<TV, TO>(transA, alpha, u0 * MR, Math.Min(m, u1 * MR), 0, b.Panels, b.Rows, a, lda, b, c, ldc, first);
+            else Compute<TV, TO>(transA, alpha, u0 * MR, Math.Min(m, u1 * MR), 0, b.Panels, b.Rows, a, lda, b, c, ldc, first, b.Panels * part / parts);
         }
     }
 
@@ -229,15 +242,17 @@ public static unsafe class Gemm
     // that shares its columns, while the tiles read A's rows from the cache just as well.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Compute<TV, TO>(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
-        float* a, int lda, PackedMatrix b, float* c, int ldc, FirstBlock first) where TV : unmanaged where TO : ISimd<TV>
+        float* a, int lda, PackedMatrix b, float* c, int ldc, FirstBlock first, int firstPanel = 0) where TV : unmanaged where TO : ISimd<TV>
     {
-        if (!transA && alpha == 1f && m1 - m0 <= MC) Compute<TV, TO, SpacedRows>(false, 1f, m0, m1, j0, j1, k, a, lda, b, c, ldc, first);
-        else Compute<TV, TO, PackedRows>(transA, alpha, m0, m1, j0, j1, k, a, lda, b, c, ldc, first);
+        if (!transA && alpha == 1f && m1 - m0 <= MC) Compute<TV, TO, SpacedRows>(false, 1f, m0, m1, j0, j1, k, a, lda, b, c, ldc, first, firstPanel);
+        else Compute<TV, TO, PackedRows>(transA, alpha, m0, m1, j0, j1, k, a, lda, b, c, ldc, first, firstPanel);
     }
 
+    // The panels are taken from the (firstPanel)th of [j0, j1) on, round: parts that share the panels each start at their own
+    // share, so that where B is packed on first use each part packs that share and finds the rest packed by the others.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip the tiered JIT's slow tiers
     static void Compute<TV, TO, TA>(bool transA, float alpha, int m0, int m1, int j0, int j1, int k,
-        float* a, int lda, PackedMatrix b, float* c, int ldc, FirstBlock first) where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
+        float* a, int lda, PackedMatrix b, float* c, int ldc, FirstBlock first, int firstPanel) where TV : unmanaged where TO : ISimd<TV> where TA : IRowLayout
     {
         float* packA = TA.Spaced ? null : ThreadBuffers.A;
         float* tile = stackalloc float[MR * NR];
@@ -253,9 +268,10 @@ public static unsafe class Gemm
                 float* block = packA;
                 if (TA.Spaced) block = a + (long)ic * lda + pc;
                 else PackA(transA, alpha, a, lda, ic, mc, pc, kc, packA);
-                for (int jp = j0; jp < j1; jp++)
+                for (int i = 0, count = j1 - j0; i < count; i++)
                 {
-                    float* pb = b.Panel(pc, kc, jp);
+                    int jp = j0 + (i + firstPanel) % count;
+                    float* pb = b.PackedPanel(pc, kc, jp);
                     int jc = jp * NR, nr = Math.Min(NR, b.Columns - jc);
                     float* set = pc == 0 ? first.At(jc) : null;
                     int ir = 0;
@@ -687,48 +703,92 @@ public sealed unsafe class PackedMatrix : IDisposable
     // Panels [jp0, jp1) of op(B); columns from leftColumns on come from right (not transposed) when it is given.
     void PackPanels(bool transB, float* pb, int ldb, float* right, int ldr, int leftColumns, int jp0, int jp1)
     {
-        int k = Rows, n = Columns;
-        for (int pc = 0; pc < k; pc += Gemm.KC)
-        {
-            int kc = Math.Min(Gemm.KC, k - pc);
+        for (int pc = 0; pc < Rows; pc += Gemm.KC)
             for (int jp = jp0; jp < jp1; jp++)
+                PackPanel(transB, pb, ldb, right, ldr, leftColumns, pc, Math.Min(Gemm.KC, Rows - pc), jp);
+    }
+
+    // The panel of depth block pc (kc deep) and columns jp·NR.. of op(B).
+    void PackPanel(bool transB, float* pb, int ldb, float* right, int ldr, int leftColumns, int pc, int kc, int jp)
+    {
+        float* dst = Panel(pc, kc, jp);
+        int j0 = jp * Gemm.NR, nr = Math.Min(Gemm.NR, Columns - j0);
+        if (!transB)
+        {
+            int fromLeft = Math.Clamp(leftColumns - j0, 0, nr); // the panel's columns that come from pb
+            for (int p = 0; p < kc; p++)
             {
-                float* dst = Panel(pc, kc, jp);
-                int j0 = jp * Gemm.NR, nr = Math.Min(Gemm.NR, n - j0);
-                if (!transB)
+                float* src = pb + (long)(pc + p) * ldb + j0;
+                float* d = dst + p * Gemm.NR;
+                if (fromLeft == Gemm.NR)
                 {
-                    int fromLeft = Math.Clamp(leftColumns - j0, 0, nr); // the panel's columns that come from pb
-                    for (int p = 0; p < kc; p++)
-                    {
-                        float* src = pb + (long)(pc + p) * ldb + j0;
-                        float* d = dst + p * Gemm.NR;
-                        if (fromLeft == Gemm.NR)
-                        {
-                            Unsafe.CopyBlockUnaligned(d, src, Gemm.NR * sizeof(float)); // widest moves the hardware has
-                            continue;
-                        }
-                        int j = 0;
-                        for (; j < fromLeft; j++) d[j] = src[j];
-                        float* rest = right + (long)(pc + p) * ldr + (j0 - leftColumns);
-                        for (; j < nr; j++) d[j] = rest[j];
-                        for (; j < Gemm.NR; j++) d[j] = 0f;
-                    }
+                    Unsafe.CopyBlockUnaligned(d, src, Gemm.NR * sizeof(float)); // widest moves the hardware has
+                    continue;
+                }
+                int j = 0;
+                for (; j < fromLeft; j++) d[j] = src[j];
+                float* rest = right + (long)(pc + p) * ldr + (j0 - leftColumns);
+                for (; j < nr; j++) d[j] = rest[j];
+                for (; j < Gemm.NR; j++) d[j] = 0f;
+            }
+            return;
+        }
+        // op(B)[p, j] = B[j, p]: read each stored row contiguously.
+        for (int j = 0; j < Gemm.NR; j++)
+        {
+            if (j < nr)
+            {
+                float* src = pb + (long)(j0 + j) * ldb + pc;
+                for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = src[p];
+            }
+            else for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = 0f;
+        }
+    }
+
+    // Packing on first use: the source of op(B) while a multiply runs, and each panel's state in this multiply's
+    // generation g: below 2g not packed, 2g being packed, 2g + 1 packed.
+    float* _source;
+    bool _sourceTransposedOnUse;
+    int _sourceLdOnUse;
+    int[] _panelStates = [];
+    int _generation;
+
+    // Makes the panels of op(B) (B row-major, leading dimension ldb, pinned by the caller until EndPackOnFirstUse)
+    // packed by whoever first asks for each through PackedPanel.
+    internal void PackOnFirstUse(bool transB, float* b, int ldb)
+    {
+        int count = (Rows + Gemm.KC - 1) / Gemm.KC * Panels;
+        if (_panelStates.Length < count || _generation >= int.MaxValue / 2 - 1) { _panelStates = new int[Math.Max(count, _panelStates.Length)]; _generation = 0; }
+        _generation++;
+        _source = b; _sourceTransposedOnUse = transB; _sourceLdOnUse = ldb;
+        _packedVersion = -1; // the buffer no longer holds what PackIfChanged packed
+    }
+
+    internal void EndPackOnFirstUse() => _source = null;
+
+    // The panel of depth block pc (kc deep) and columns jp·NR.., packed first if it is packed on first use and not yet.
+    // One part packs it; a part that asks meanwhile waits for it (the parts start at different panels, so seldom).
+    internal float* PackedPanel(int pc, int kc, int jp)
+    {
+        if (_source != null)
+        {
+            ref int state = ref _panelStates[pc / Gemm.KC * Panels + jp];
+            int packing = 2 * _generation, packed = packing + 1, seen = Volatile.Read(ref state);
+            if (seen != packed)
+            {
+                if (seen < packing && Interlocked.CompareExchange(ref state, packing, seen) == seen)
+                {
+                    PackPanel(_sourceTransposedOnUse, _source, _sourceLdOnUse, null, 0, Columns, pc, kc, jp);
+                    Volatile.Write(ref state, packed);
                 }
                 else
                 {
-                    // op(B)[p, j] = B[j, p]: read each stored row contiguously.
-                    for (int j = 0; j < Gemm.NR; j++)
-                    {
-                        if (j < nr)
-                        {
-                            float* src = pb + (long)(j0 + j) * ldb + pc;
-                            for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = src[p];
-                        }
-                        else for (int p = 0; p < kc; p++) dst[p * Gemm.NR + j] = 0f;
-                    }
+                    var wait = new SpinWait();
+                    while (Volatile.Read(ref state) != packed) wait.SpinOnce(sleep1Threshold: -1);
                 }
             }
         }
+        return Panel(pc, kc, jp);
     }
 
     /// <summary>
