@@ -345,7 +345,10 @@ public static unsafe class Gemm
     // 2 % faster with this). Returns the depths done (a multiple of 8).
     static int InterleaveSixRows(float* s0, nint lda, int kc, float alpha, float* panel)
     {
-        var (fromFour, andLastTwo) = (s_sixRowsFromFour, s_sixRowsAndLastTwo);
+        // The six index vectors in registers for the whole loop (read from their arrays at each store, they were loads
+        // and bounds checks inside it); alpha multiplies always, as in the scalar tail (· 1 changes no value).
+        Vector512<int> f0 = s_sixRowsFromFour[0], f1 = s_sixRowsFromFour[1], f2 = s_sixRowsFromFour[2];
+        Vector512<int> l0 = s_sixRowsAndLastTwo[0], l1 = s_sixRowsAndLastTwo[1], l2 = s_sixRowsAndLastTwo[2];
         var scale = Vector512.Create(alpha);
         int p = 0;
         for (; p + 8 <= kc; p += 8, panel += 8 * MR)
@@ -354,11 +357,9 @@ public static unsafe class Gemm
             var r01 = Vector512.Create(Vector256.Load(s), Vector256.Load(s + lda));
             var r23 = Vector512.Create(Vector256.Load(s + 2 * lda), Vector256.Load(s + 3 * lda));
             var r45 = Vector512.Create(Vector256.Load(s + 4 * lda), Vector256.Load(s + 5 * lda));
-            for (int j = 0; j < 3; j++)
-            {
-                var v = Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r01, fromFour[j], r23), andLastTwo[j], r45);
-                Vector512.Store(alpha == 1f ? v : v * scale, panel + 16 * j);
-            }
+            Vector512.Store(scale * Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r01, f0, r23), l0, r45), panel);
+            Vector512.Store(scale * Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r01, f1, r23), l1, r45), panel + 16);
+            Vector512.Store(scale * Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r01, f2, r23), l2, r45), panel + 32);
         }
         return p;
     }
