@@ -75,6 +75,23 @@ public sealed class GemmTests
         }
     }
 
+    // PackIfChanged skips a version it packed last, but not once something else has been packed into the matrix since.
+    [TestMethod]
+    public void PackIfChangedPacksAgainAfterAnotherPack()
+    {
+        var rng = new Random(6);
+        int m = 7, n = 40, k = 30;
+        var w = GradientCheck.Random(k * n, rng); var other = GradientCheck.Random(k * n, rng); var a = GradientCheck.Random(m * k, rng);
+        using var packed = new PackedMatrix(k, n);
+        packed.PackIfChanged(false, w, n, version: 5);
+        packed.Pack(false, other, n);
+        packed.PackIfChanged(false, w, n, version: 5);
+        var c = new float[m * n]; var expected = new float[m * n];
+        Gemm.Multiply(false, m, 1f, a, k, packed, 0f, c, n);
+        GemmReference.Multiply(false, false, m, n, k, 1f, a, k, w, n, 0f, expected, n);
+        GradientCheck.AssertClose(expected, c, 1e-5, 1e-5, "version 5 packed again");
+    }
+
     [TestMethod]
     [DataRow(false, 1, 1)]
     [DataRow(false, 300, 70)]

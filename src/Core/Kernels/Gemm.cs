@@ -616,9 +616,11 @@ public static unsafe class Gemm
 public sealed unsafe class PackedMatrix : IDisposable
 {
     float[] _buffer = [];
-    long _packedVersion = -1; // what was packed last (PackIfChanged), with its transposition and leading dimension
-    bool _sourceTransposed;
-    int _sourceLd;
+    // What PackIfChanged packed last: its version, transposition and leading dimension. The version is -1 again
+    // whenever anything else is written into the buffer (Pack, PackSideBySide, packing on first use).
+    long _packedVersion = -1;
+    bool _packedTransposed;
+    int _packedLd;
     bool _rented;
 
     /// <summary>Rows (k) of the packed matrix op(B).</summary>
@@ -681,6 +683,7 @@ public sealed unsafe class PackedMatrix : IDisposable
 
     void PackFrom(bool transB, float* pb, int ldb, float* right, int ldr, int leftColumns)
     {
+        _packedVersion = -1;
         // Large matrices pack their panels on every core: packing is memory-bound, and otherwise serial.
         int threads = Gemm.Threads, panels = Panels;
         if ((long)Rows * Columns >= 1 << 18 && threads > 1 && panels > 1)
@@ -749,8 +752,8 @@ public sealed unsafe class PackedMatrix : IDisposable
     // Packing on first use: the source of op(B) while a multiply runs, and each panel's state in this multiply's
     // generation g: below 2g not packed, 2g being packed, 2g + 1 packed.
     float* _source;
-    bool _sourceTransposedOnUse;
-    int _sourceLdOnUse;
+    bool _sourceTransposed;
+    int _sourceLd;
     int[] _panelStates = [];
     int _generation;
 
@@ -761,8 +764,8 @@ public sealed unsafe class PackedMatrix : IDisposable
         int count = (Rows + Gemm.KC - 1) / Gemm.KC * Panels;
         if (_panelStates.Length < count || _generation >= int.MaxValue / 2 - 1) { _panelStates = new int[Math.Max(count, _panelStates.Length)]; _generation = 0; }
         _generation++;
-        _source = b; _sourceTransposedOnUse = transB; _sourceLdOnUse = ldb;
-        _packedVersion = -1; // the buffer no longer holds what PackIfChanged packed
+        _source = b; _sourceTransposed = transB; _sourceLd = ldb;
+        _packedVersion = -1;
     }
 
     internal void EndPackOnFirstUse() => _source = null;
@@ -779,7 +782,7 @@ public sealed unsafe class PackedMatrix : IDisposable
             {
                 if (seen < packing && Interlocked.CompareExchange(ref state, packing, seen) == seen)
                 {
-                    PackPanel(_sourceTransposedOnUse, _source, _sourceLdOnUse, null, 0, Columns, pc, kc, jp);
+                    PackPanel(_sourceTransposed, _source, _sourceLd, null, 0, Columns, pc, kc, jp);
                     Volatile.Write(ref state, packed);
                 }
                 else
@@ -799,9 +802,9 @@ public sealed unsafe class PackedMatrix : IDisposable
     /// </summary>
     public void PackIfChanged(bool transB, ReadOnlySpan<float> b, int ldb, long version)
     {
-        if (_packedVersion == version && _sourceTransposed == transB && _sourceLd == ldb) return;
+        if (_packedVersion == version && _packedTransposed == transB && _packedLd == ldb) return;
         Pack(transB, b, ldb);
-        _packedVersion = version; _sourceTransposed = transB; _sourceLd = ldb;
+        _packedVersion = version; _packedTransposed = transB; _packedLd = ldb;
     }
 
     // Block at depth pc (kc deep) holds all panels back to back; earlier blocks are KC deep each.
