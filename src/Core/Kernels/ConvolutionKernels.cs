@@ -218,7 +218,8 @@ internal unsafe struct PatchProduct : IVecKernel
         return ((long)oy * wp + p - oy * wo) * c;
     }
 
-    // Writes (or adds) position p0 + t of a row tile of one vector of outputs, unless it is one of the first `skip`.
+    // Writes (or adds) position p0 + t of a row tile of one vector of outputs, unless it is one of the first `skip` (no
+    // limit on the position for Put: a row tile lies inside its output row).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void PutFrom<TV, TO>(float* dst, int p0, int t, int skip, int f, TV sums, bool accumulate) where TV : unmanaged where TO : ISimd<TV>
     {
